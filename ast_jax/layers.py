@@ -1,0 +1,210 @@
+"""Flax Linen building blocks of the Audio Spectrogram Transformer (AST_SPEC §4).
+
+Shape legend: B batch, T frames, F mel bins, N tokens (patches + 2), D hidden, H heads, K head dim,
+I intermediate (MLP) width, C classes.
+
+Parity traps named where they bite:
+* conv layout: HF swaps the input to frequency-major before the conv, so the tokens are ordered
+  `fi * t_dim + ti`; we feed `(B, F, T, 1)` so the same order falls out of a row-major reshape.
+* exact GELU: HF's "gelu" is the erf form; `jax.nn.gelu` defaults to the tanh approximation.
+* LayerNorm: HF uses eps 1e-12 (Flax default 1e-6) and the two-pass variance (Flax's fast
+  E[x^2] - E[x]^2 loses float32 precision), hence `use_fast_variance=False`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ast_jax.config import ASTConfig
+
+__all__ = [
+    "ASTEmbeddings",
+    "ASTLayer",
+    "ASTMLPHead",
+    "ASTSelfAttention",
+    "activation",
+    "compute_dtype",
+    "layer_norm",
+]
+
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    # Parity trap: torch's GELU is exact (erf); JAX's default is the tanh approximation.
+    "gelu": partial(jax.nn.gelu, approximate=False),
+    "gelu_new": partial(jax.nn.gelu, approximate=True),
+    "relu": jax.nn.relu,
+    "selu": jax.nn.selu,
+}
+# HF draws Linear/Conv kernels from a normal of std `initializer_range` cut at +-2.0 *absolute*
+# (practically uncut); biases, tokens and position table are zero. Init is no parity target.
+_ZEROS = nn.initializers.zeros
+
+
+def compute_dtype(config: ASTConfig) -> jnp.dtype:
+    """The JAX dtype named by `config.dtype`."""
+    return _DTYPES[config.dtype]
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+    """The activation HF calls `name` (see `ASTConfig.hidden_act`)."""
+    return _ACTIVATIONS[name]
+
+
+def _kernel_init(config: ASTConfig) -> nn.initializers.Initializer:
+    return nn.initializers.normal(stddev=config.initializer_range)
+
+
+def layer_norm(config: ASTConfig, name: str, dtype: jnp.dtype | None = None) -> nn.LayerNorm:
+    """A LayerNorm matching torch's: config eps, two-pass variance, float32 statistics.
+
+    Flax computes the statistics in at least float32 whatever `dtype` is; `dtype` sets the output.
+    """
+    return nn.LayerNorm(
+        epsilon=config.layer_norm_eps,  # Parity trap: HF's 1e-12, not Flax's 1e-6.
+        use_fast_variance=False,  # Parity trap: two-pass variance as torch.
+        dtype=compute_dtype(config) if dtype is None else dtype,
+        param_dtype=jnp.float32,
+        name=name,
+    )
+
+
+class ASTEmbeddings(nn.Module):
+    """Patch embedding + cls/distillation tokens + position table: `(B, T, F)` -> `(B, N, D)`."""
+
+    config: ASTConfig
+
+    @nn.compact
+    def __call__(self, input_values: jax.Array, *, deterministic: bool = True) -> jax.Array:
+        cfg = self.config
+        dtype = compute_dtype(cfg)
+        d = cfg.hidden_size
+        # Parity trap (conv layout): frequency is the conv's height, time its width.
+        x = jnp.swapaxes(input_values, 1, 2)[..., None]  # (B, F, T, 1)
+        x = nn.Conv(
+            d,
+            kernel_size=(cfg.patch_size, cfg.patch_size),
+            strides=(cfg.frequency_stride, cfg.time_stride),
+            padding="VALID",
+            dtype=dtype,
+            param_dtype=jnp.float32,
+            kernel_init=_kernel_init(cfg),
+            name="patch_projection",
+        )(x)  # (B, f_dim, t_dim, D)
+        batch = x.shape[0]
+        patches = x.reshape(batch, cfg.num_patches, d)  # (B, N-2, D), frequency-major
+        cls_token = self.param("cls_token", _ZEROS, (1, 1, d), jnp.float32)
+        dist_token = self.param("distillation_token", _ZEROS, (1, 1, d), jnp.float32)
+        position = self.param("position_embeddings", _ZEROS, (1, cfg.seq_len, d), jnp.float32)
+        tokens = jnp.broadcast_to(jnp.concatenate([cls_token, dist_token], axis=1), (batch, 2, d))
+        x = jnp.concatenate([tokens.astype(dtype), patches], axis=1)  # (B, N, D)
+        x = x + position.astype(dtype)
+        return nn.Dropout(cfg.hidden_dropout_prob)(x, deterministic=deterministic)
+
+
+class ASTSelfAttention(nn.Module):
+    """Multi-head self-attention with one fused `qkv` projection: `(B, N, D)` -> `(B, N, D)`.
+
+    The `qkv` kernel is `(D, 3D)`; its output is `[q | k | v]`, each head-major (head h owns
+    features `[h K, (h + 1) K)`), as the original timm checkpoint stores it.
+    """
+
+    config: ASTConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
+        cfg = self.config
+        dtype = compute_dtype(cfg)
+        batch, tokens, d = x.shape
+        qkv = nn.Dense(
+            3 * d,
+            use_bias=cfg.qkv_bias,
+            dtype=dtype,
+            param_dtype=jnp.float32,
+            kernel_init=_kernel_init(cfg),
+            name="qkv",
+        )(x)  # (B, N, 3D)
+        qkv = qkv.reshape(batch, tokens, 3, cfg.num_attention_heads, cfg.head_dim)
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # each (B, N, H, K)
+        rate = cfg.attention_probs_dropout_prob
+        if deterministic or rate == 0.0:
+            # Scale K^-1/2, softmax in float32 inside; no mask (every clip has exactly N tokens).
+            context = jax.nn.dot_product_attention(q, k, v)  # (B, N, H, K)
+        else:
+            context = self._attention_with_dropout(q, k, v, rate)
+        context = context.reshape(batch, tokens, d)  # heads concatenated head-major
+        return nn.Dense(
+            d, dtype=dtype, param_dtype=jnp.float32, kernel_init=_kernel_init(cfg), name="out"
+        )(context)
+
+    def _attention_with_dropout(
+        self, q: jax.Array, k: jax.Array, v: jax.Array, rate: float
+    ) -> jax.Array:
+        """Attention with dropout on the probabilities, which `dot_product_attention` lacks."""
+        scores = jnp.einsum("bqhk,bshk->bhqs", q, k, preferred_element_type=jnp.float32)
+        probs = jax.nn.softmax(scores * self.config.head_dim**-0.5, axis=-1)  # (B, H, N, N) float32
+        probs = nn.Dropout(rate)(probs, deterministic=False).astype(v.dtype)
+        return jnp.einsum("bhqs,bshk->bqhk", probs, v)  # (B, N, H, K)
+
+
+class ASTMLP(nn.Module):
+    """Position-wise MLP `fc1 -> act -> fc2`: `(B, N, D)` -> `(B, N, D)`."""
+
+    config: ASTConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        cfg = self.config
+        dense = partial(
+            nn.Dense,
+            dtype=compute_dtype(cfg),
+            param_dtype=jnp.float32,
+            kernel_init=_kernel_init(cfg),
+        )
+        x = dense(cfg.intermediate_size, name="fc1")(x)  # (B, N, I)
+        x = activation(cfg.hidden_act)(x)
+        return dense(cfg.hidden_size, name="fc2")(x)  # (B, N, D)
+
+
+class ASTLayer(nn.Module):
+    """Pre-LayerNorm transformer block: `x + attn(LN(x))`, then `h + mlp(LN(h))`; `(B, N, D)`."""
+
+    config: ASTConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
+        cfg = self.config
+        dropout = nn.Dropout(cfg.hidden_dropout_prob, deterministic=deterministic)
+        a = layer_norm(cfg, "layernorm_before")(x)
+        a = ASTSelfAttention(cfg, name="attention")(a, deterministic=deterministic)
+        h = x + dropout(a)
+        y = layer_norm(cfg, "layernorm_after")(h)
+        y = ASTMLP(cfg, name="mlp")(y)
+        return h + dropout(y)
+
+
+class ASTMLPHead(nn.Module):
+    """Classifier head `LN -> Dense` in float32: `(B, D)` -> `(B, C)`.
+
+    With `num_labels == 0` the Dense is an identity (as HF): the output is the normalised `(B, D)`.
+    """
+
+    config: ASTConfig
+
+    @nn.compact
+    def __call__(self, pooled: jax.Array) -> jax.Array:
+        cfg = self.config
+        x = layer_norm(cfg, "layernorm", dtype=jnp.float32)(pooled.astype(jnp.float32))
+        if cfg.num_labels == 0:
+            return x
+        return nn.Dense(
+            cfg.num_labels,
+            dtype=jnp.float32,
+            param_dtype=jnp.float32,
+            kernel_init=_kernel_init(cfg),
+            name="dense",
+        )(x)
