@@ -271,9 +271,10 @@ def _square_patch(patch_size: list[int] | tuple[int, ...]) -> int:
 
 def _labels_from_hf(data: Mapping[str, Any]) -> tuple[str, ...]:
     """Label names in index order from `id2label` / `label2id` / `num_labels`."""
-    if data.get("id2label"):
+    # Presence, not truthiness: `{}` is a valid id2label (num_labels == 0, no classifier Dense).
+    if data.get("id2label") is not None:
         by_index = {int(i): str(label) for i, label in data["id2label"].items()}
-    elif data.get("label2id"):
+    elif data.get("label2id") is not None:
         by_index = {int(i): str(label) for label, i in data["label2id"].items()}
     else:
         return _generic_labels(int(data.get("num_labels", 2)))

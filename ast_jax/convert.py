@@ -119,7 +119,8 @@ def _rules(config: ASTConfig, with_head: bool) -> list[_Rule]:
         return list(_backbone_rules(config))
     rules = [_Rule(("backbone", *r.flax_path), r.hf_keys, r.kind) for r in _backbone_rules(config)]
     rules += _layer_norm(("classifier", "layernorm"), "classifier.layernorm")
-    rules += _dense(("classifier", "dense"), ("classifier.dense",), config.num_labels > 0)
+    if config.num_labels > 0:  # else HF's head Dense is an identity without params
+        rules += _dense(("classifier", "dense"), ("classifier.dense",), True)
     return rules
 
 

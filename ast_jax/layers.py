@@ -130,25 +130,27 @@ class ASTSelfAttention(nn.Module):
         )(x)  # (B, N, 3D)
         qkv = qkv.reshape(batch, tokens, 3, cfg.num_attention_heads, cfg.head_dim)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # each (B, N, H, K)
-        rate = cfg.attention_probs_dropout_prob
-        if deterministic or rate == 0.0:
+        dropout = not deterministic and cfg.attention_probs_dropout_prob > 0.0
+        # `dot_product_attention` asks for an F16_F16_F32 dot for float16, which XLA:CPU rejects.
+        if dropout or dtype == jnp.float16:
+            context = self._explicit_attention(q, k, v, deterministic=not dropout)
+        else:
             # Scale K^-1/2, softmax in float32 inside; no mask (every clip has exactly N tokens).
             context = jax.nn.dot_product_attention(q, k, v)  # (B, N, H, K)
-        else:
-            context = self._attention_with_dropout(q, k, v, rate)
         context = context.reshape(batch, tokens, d)  # heads concatenated head-major
         return nn.Dense(
             d, dtype=dtype, param_dtype=jnp.float32, kernel_init=_kernel_init(cfg), name="out"
         )(context)
 
-    def _attention_with_dropout(
-        self, q: jax.Array, k: jax.Array, v: jax.Array, rate: float
+    def _explicit_attention(
+        self, q: jax.Array, k: jax.Array, v: jax.Array, *, deterministic: bool
     ) -> jax.Array:
-        """Attention with dropout on the probabilities, which `dot_product_attention` lacks."""
+        """Softmax attention written out, with dropout on the probabilities (which
+        `dot_product_attention` lacks): `(B, N, H, K)` -> `(B, N, H, K)`."""
         scores = jnp.einsum("bqhk,bshk->bhqs", q, k, preferred_element_type=jnp.float32)
-        probs = jax.nn.softmax(scores * self.config.head_dim**-0.5, axis=-1)  # (B, H, N, N) float32
-        probs = nn.Dropout(rate)(probs, deterministic=False).astype(v.dtype)
-        return jnp.einsum("bhqs,bshk->bqhk", probs, v)  # (B, N, H, K)
+        probs = jax.nn.softmax(scores * self.config.head_dim**-0.5, axis=-1)  # (B, H, N, N) f32
+        probs = nn.Dropout(self.config.attention_probs_dropout_prob)(probs, deterministic)
+        return jnp.einsum("bhqs,bshk->bqhk", probs.astype(v.dtype), v)  # (B, N, H, K)
 
 
 class ASTMLP(nn.Module):

@@ -1,0 +1,228 @@
+"""Flax AST vs transformers' PyTorch AST on randomly initialised checkpoints, plus model behaviour."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import flax.errors
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hf_models import features, hf_model, hf_outputs, save_hf
+
+from ast_jax import ASTConfig, ASTForAudioClassification, ASTModel, load_pretrained
+from ast_jax.model import build_model
+
+# HF's own bar, atol = rtol = 1e-4 (AST_SPEC §6.3, §8.15). float32 in a different op order differs
+# by ~1e-7 relative; rtol matters for deep hidden states, whose magnitude grows layer by layer.
+FLOAT32_TOL = 1e-4
+# bfloat16 keeps 8 significant bits (relative rounding 2^-9, ~0.2%). Rounding the inputs of every
+# matmul and the residual stream over 12 layers accumulates to ~1-2% of the logit scale (measured
+# 1.3% on the full-size model); 5% leaves headroom yet is far below what a real bug gives (O(100%)).
+BF16_REL_TOL = 0.05
+
+# name -> transformers config overrides of tests/hf_models.TINY
+PARITY_CONFIGS = {
+    "strides_10_10": {"frequency_stride": 10, "time_stride": 10},
+    "strides_12_12": {"frequency_stride": 12, "time_stride": 12},
+    "strides_14_14": {"frequency_stride": 14, "time_stride": 14},
+    "strides_16_16": {"frequency_stride": 16, "time_stride": 16},
+    "strides_6_13_patch_8": {"frequency_stride": 6, "time_stride": 13, "patch_size": 8},
+    "speech_commands_128_35": {"max_length": 128, "num_mel_bins": 128, "num_labels": 35},
+    "no_qkv_bias": {"qkv_bias": False},
+    "gelu_new": {"hidden_act": "gelu_new"},
+    "relu": {"hidden_act": "relu"},
+    "selu": {"hidden_act": "selu"},
+    "no_labels": {"num_labels": 0},
+    # HF's modeling unit-test config (AST_SPEC §6.3): dropout 0.1, run deterministic.
+    "hf_unit_test": {
+        "patch_size": 2,
+        "max_length": 24,
+        "num_mel_bins": 16,
+        "frequency_stride": 2,
+        "time_stride": 2,
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "num_labels": 10,
+    },
+}
+
+
+@functools.partial(jax.jit, static_argnames=("config", "with_head"))
+def _apply(params, x, *, config: ASTConfig, with_head: bool = True):
+    """One jitted forward per config, shared by every test (the config is hashable)."""
+    return build_model(config, with_head=with_head).apply(
+        {"params": params}, x, output_hidden_states=True
+    )
+
+
+def _check_parity(out, reference, hidden_reference) -> tuple[float, float]:
+    """Asserts logits (or last hidden state) and every hidden state match; returns max |diff|s."""
+    main = np.asarray(out.logits if hasattr(out, "logits") else out.last_hidden_state)
+    np.testing.assert_allclose(main, reference, atol=FLOAT32_TOL, rtol=FLOAT32_TOL)
+    assert len(out.hidden_states) == len(hidden_reference)
+    for h, r in zip(out.hidden_states, hidden_reference, strict=True):
+        np.testing.assert_allclose(np.asarray(h), r, atol=FLOAT32_TOL, rtol=FLOAT32_TOL)
+    hidden_diff = max(
+        float(np.max(np.abs(np.asarray(h) - r)))
+        for h, r in zip(out.hidden_states, hidden_reference, strict=True)
+    )
+    return float(np.max(np.abs(main - reference))), hidden_diff
+
+
+@pytest.mark.parametrize("weights", ["safetensors", "bin"])
+@pytest.mark.parametrize("name", sorted(PARITY_CONFIGS))
+def test_parity_with_transformers(name, weights, tmp_path):
+    model = hf_model(**PARITY_CONFIGS[name])
+    config, params = load_pretrained(save_hf(model, tmp_path, weights=weights))
+    x = features(config)
+    logits, hidden = hf_outputs(model, x)
+    with jax.default_matmul_precision("float32"):
+        out = _apply(params, x, config=config)
+    assert out.logits.shape == logits.shape
+    logit_diff, hidden_diff = _check_parity(out, logits, hidden)
+    print(f"{name}/{weights}: max |logit diff| {logit_diff:.2e}, hidden {hidden_diff:.2e}")
+
+
+def test_backbone_parity_unprefixed_checkpoint(tmp_path):
+    model = hf_model(with_head=False, frequency_stride=12, time_stride=9)
+    config, params = load_pretrained(save_hf(model, tmp_path))
+    assert "classifier" not in params
+    x = features(config)
+    last, hidden = hf_outputs(model, x)
+    with jax.default_matmul_precision("float32"):
+        out = _apply(params, x, config=config, with_head=False)
+    last_diff, hidden_diff = _check_parity(out, last, hidden)
+    print(f"backbone: max |last hidden diff| {last_diff:.2e}, hidden {hidden_diff:.2e}")
+
+
+def test_full_size_parity_float32_and_bfloat16(tmp_path):
+    """The default (AudioSet 10/10, 527 classes) size once: float32 parity, then bfloat16."""
+    model = hf_model(
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_length=1024,
+        num_mel_bins=128,
+        num_labels=527,
+    )
+    config, params = load_pretrained(save_hf(model, tmp_path))
+    assert config == ASTConfig(labels=config.labels)
+    x = features(config, batch=1)
+    logits, hidden = hf_outputs(model, x)
+    with jax.default_matmul_precision("float32"):
+        out = _apply(params, x, config=config)
+    logit_diff, hidden_diff = _check_parity(out, logits, hidden)
+    scale = max(float(np.abs(h).max()) for h in hidden)
+    print(f"full size: max |logit diff| {logit_diff:.2e}, hidden {hidden_diff:.2e} (max {scale:.1f})")
+
+    bf16 = ASTForAudioClassification(ASTConfig(labels=config.labels, dtype="bfloat16"))
+    bf16_logits = jax.jit(bf16.apply)({"params": params}, x).logits
+    assert bf16_logits.dtype == jnp.float32
+    bf16_diff = float(np.max(np.abs(np.asarray(bf16_logits) - logits)))
+    print(f"full size bfloat16: max |logit diff| {bf16_diff:.3e}, scale {np.abs(logits).max():.3f}")
+    assert bf16_diff < BF16_REL_TOL * np.abs(logits).max()
+    np.testing.assert_array_equal(np.argmax(bf16_logits, -1), np.argmax(logits, -1))
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_low_precision_tiny_within_tolerance_and_top1(dtype):
+    config = ASTConfig(
+        hidden_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_length=128,
+        num_mel_bins=64,
+        labels=[str(i) for i in range(35)],
+        initializer_range=0.2,  # large head weights: well separated logits, a meaningful top-1
+    )
+    params = ASTForAudioClassification(config).init(jax.random.key(1), features(config))["params"]
+    x = features(config, batch=8)
+    with jax.default_matmul_precision("float32"):
+        ref = np.asarray(_apply(params, x, config=config).logits)
+    low = _apply(params, x, config=dataclasses.replace(config, dtype=dtype)).logits
+    assert jax.tree.all(jax.tree.map(lambda p: p.dtype == jnp.float32, params))
+    assert low.dtype == jnp.float32
+    assert float(np.max(np.abs(np.asarray(low) - ref))) < BF16_REL_TOL * np.abs(ref).max()
+    np.testing.assert_array_equal(np.argmax(low, -1), np.argmax(ref, -1))
+
+
+# ---- behaviour on a tiny random Flax model ---------------------------------------------------------
+
+TINY = ASTConfig(
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=24,
+    max_length=40,
+    num_mel_bins=20,
+    labels=("a", "b", "c"),
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_params():
+    x = features(TINY, batch=1)
+    return ASTForAudioClassification(TINY).init(jax.random.key(0), x)["params"]
+
+
+@pytest.mark.parametrize("shape", [(2, 40, 21), (2, 41, 20), (40, 20), (1, 2, 40, 20)])
+def test_wrong_input_shape_raises(tiny_params, shape):
+    with pytest.raises(ValueError, match=r"\(B, max_length, num_mel_bins\) = \(B, 40, 20\)"):
+        ASTForAudioClassification(TINY).apply({"params": tiny_params}, np.zeros(shape, np.float32))
+
+
+def test_outputs_and_pooler(tiny_params):
+    x = features(TINY, batch=3)
+    out = ASTForAudioClassification(TINY).apply({"params": tiny_params}, x)
+    assert out.logits.shape == (3, 3) and out.hidden_states is None
+    backbone = ASTModel(TINY).apply({"params": tiny_params["backbone"]}, x, output_hidden_states=True)
+    assert backbone.last_hidden_state.shape == (3, TINY.seq_len, 16)
+    assert len(backbone.hidden_states) == TINY.num_hidden_layers + 1
+    pooled = (backbone.last_hidden_state[:, 0] + backbone.last_hidden_state[:, 1]) / 2
+    np.testing.assert_array_equal(backbone.pooler_output, pooled)
+
+
+def test_batch_equals_per_row_loop(tiny_params):
+    x = features(TINY, batch=4)
+    model = ASTForAudioClassification(TINY)
+    with jax.default_matmul_precision("float32"):
+        batched = model.apply({"params": tiny_params}, x).logits
+        rows = [model.apply({"params": tiny_params}, x[i : i + 1]).logits[0] for i in range(4)]
+    np.testing.assert_allclose(batched, np.stack(rows), atol=1e-6)
+
+
+def test_dropout_only_when_not_deterministic(tiny_params):
+    config = dataclasses.replace(TINY, hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.3)
+    model = ASTForAudioClassification(config)
+    x = features(config)
+    variables = {"params": tiny_params}
+    eval_a = model.apply(variables, x).logits
+    eval_b = model.apply(variables, x, rngs={"dropout": jax.random.key(5)}).logits
+    np.testing.assert_array_equal(eval_a, eval_b)
+    train = [
+        model.apply(variables, x, deterministic=False, rngs={"dropout": jax.random.key(s)}).logits
+        for s in (1, 2)
+    ]
+    assert np.all(np.isfinite(train[0]))
+    assert not np.allclose(train[0], eval_a) and not np.allclose(train[0], train[1])
+    with pytest.raises(flax.errors.InvalidRngError):
+        model.apply(variables, x, deterministic=False)
+
+
+def test_param_tree_names_and_dtypes(tiny_params):
+    flat = jax.tree_util.tree_flatten_with_path(tiny_params)[0]
+    paths = {"/".join(k.key for k in path): leaf for path, leaf in flat}
+    assert paths["backbone/layer_1/attention/qkv/kernel"].shape == (16, 48)
+    assert paths["backbone/embeddings/patch_projection/kernel"].shape == (16, 16, 1, 16)
+    assert paths["backbone/embeddings/position_embeddings"].shape == (1, TINY.seq_len, 16)
+    assert paths["classifier/dense/kernel"].shape == (16, 3)
+    assert {leaf.dtype for leaf in paths.values()} == {jnp.dtype(jnp.float32)}
+    bf16_params = ASTForAudioClassification(dataclasses.replace(TINY, dtype="bfloat16")).init(
+        jax.random.key(0), features(TINY, batch=1)
+    )["params"]
+    assert {leaf.dtype for leaf in jax.tree.leaves(bf16_params)} == {jnp.dtype(jnp.float32)}
