@@ -1,7 +1,7 @@
 """Randomly initialised transformers AST models written as Hugging Face checkpoint directories.
 
-The reference runs with `attn_implementation="eager"`: its softmax is the textbook float32 one, so the
-comparison is against the plainest reference, not a fused kernel.
+The reference runs with `attn_implementation="eager"`: its softmax is the textbook float32 one,
+so the comparison is against the plainest reference, not a fused kernel.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ def hf_model(*, seed: int = 0, with_head: bool = True, **config: Any) -> torch.n
     HF initialises LayerNorms to (1, 0) and the tokens and position table to zero; the noise makes a
     mix-up of any two tensors (or a missing transform) visible in the outputs.
 
-    transformers' activation table has no "selu" although AST's docs list it: for `hidden_act="selu"`
-    the model is built with "relu", then every MLP gets `torch.nn.SELU` and the config says "selu".
+    transformers' activation table has no "selu" although AST's docs list it: for
+    `hidden_act="selu"` the model is built with "relu", then every MLP gets `torch.nn.SELU` and the
+    config says "selu".
     """
     torch.manual_seed(seed)
     config = {**TINY, **config}

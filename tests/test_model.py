@@ -1,4 +1,4 @@
-"""Flax AST vs transformers' PyTorch AST on randomly initialised checkpoints, plus model behaviour."""
+"""Flax AST vs transformers' PyTorch AST on random-init checkpoints, plus model behaviour."""
 
 from __future__ import annotations
 
@@ -117,7 +117,9 @@ def test_full_size_parity_float32_and_bfloat16(tmp_path):
         out = _apply(params, x, config=config)
     logit_diff, hidden_diff = _check_parity(out, logits, hidden)
     scale = max(float(np.abs(h).max()) for h in hidden)
-    print(f"full size: max |logit diff| {logit_diff:.2e}, hidden {hidden_diff:.2e} (max {scale:.1f})")
+    print(
+        f"full size: max |logit diff| {logit_diff:.2e}, hidden {hidden_diff:.2e} (max {scale:.1f})"
+    )
 
     bf16 = ASTForAudioClassification(ASTConfig(labels=config.labels, dtype="bfloat16"))
     bf16_logits = jax.jit(bf16.apply)({"params": params}, x).logits
@@ -151,7 +153,7 @@ def test_low_precision_tiny_within_tolerance_and_top1(dtype):
     np.testing.assert_array_equal(np.argmax(low, -1), np.argmax(ref, -1))
 
 
-# ---- behaviour on a tiny random Flax model ---------------------------------------------------------
+# ---- behaviour on a tiny random Flax model ------------------------------------------------
 
 TINY = ASTConfig(
     hidden_size=16,
@@ -180,7 +182,9 @@ def test_outputs_and_pooler(tiny_params):
     x = features(TINY, batch=3)
     out = ASTForAudioClassification(TINY).apply({"params": tiny_params}, x)
     assert out.logits.shape == (3, 3) and out.hidden_states is None
-    backbone = ASTModel(TINY).apply({"params": tiny_params["backbone"]}, x, output_hidden_states=True)
+    backbone = ASTModel(TINY).apply(
+        {"params": tiny_params["backbone"]}, x, output_hidden_states=True
+    )
     assert backbone.last_hidden_state.shape == (3, TINY.seq_len, 16)
     assert len(backbone.hidden_states) == TINY.num_hidden_layers + 1
     pooled = (backbone.last_hidden_state[:, 0] + backbone.last_hidden_state[:, 1]) / 2
