@@ -1,0 +1,835 @@
+"""Kaldi log-mel filterbanks as ``torchaudio.compliance.kaldi.fbank`` computes them, and AST's
+feature extractor (pad/truncate + normalisation) on top, in NumPy, vectorised over frames and clips.
+
+Shape legend: B batch, C channels, S samples, T frames, L samples per frame (``window_size``),
+K FFT bins (``padded_window_size // 2 + 1``), F output columns (mel bins, plus one for energy).
+
+Numerics follow torchaudio (AST_SPEC §1): same option names, units, defaults and order of
+operations. The mel bank and windows are built in float32 exactly as torchaudio builds them; the
+per-frame arithmetic and the FFT run in float64 (torchaudio: float32), then the power spectrum is
+rounded to float32 for the mel product and log. Output is float32.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import functools
+import json
+import math
+import os
+import tempfile
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import scipy.fft
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "PRESETS",
+    "FbankOptions",
+    "FeatureExtractor",
+    "fbank",
+    "fbank_batch",
+    "mel_banks",
+    "num_frames",
+]
+
+WindowType = Literal["hamming", "hanning", "povey", "rectangular", "blackman"]
+WINDOW_TYPES: tuple[str, ...] = ("hamming", "hanning", "povey", "rectangular", "blackman")
+
+# torchaudio floors energies at float32 machine epsilon (2**-23) whatever the input dtype.
+EPSILON = float(np.finfo(np.float32).eps)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FbankOptions:
+    """Options of ``torchaudio.compliance.kaldi.fbank``, with its names, units and defaults.
+
+    Frequencies are in Hz, ``frame_length``/``frame_shift`` in milliseconds, ``min_duration`` in
+    seconds. Values are validated on construction (``ValueError`` naming the value and valid range).
+    """
+
+    blackman_coeff: float = 0.42
+    dither: float = 0.0
+    energy_floor: float = 1.0
+    frame_length: float = 25.0
+    frame_shift: float = 10.0
+    high_freq: float = 0.0
+    htk_compat: bool = False
+    low_freq: float = 20.0
+    min_duration: float = 0.0
+    num_mel_bins: int = 23
+    preemphasis_coefficient: float = 0.97
+    raw_energy: bool = True
+    remove_dc_offset: bool = True
+    round_to_power_of_two: bool = True
+    sample_frequency: float = 16000.0
+    snip_edges: bool = True
+    subtract_mean: bool = False
+    use_energy: bool = False
+    use_log_fbank: bool = True
+    use_power: bool = True
+    vtln_high: float = -500.0
+    vtln_low: float = 100.0
+    vtln_warp: float = 1.0
+    window_type: WindowType = "povey"
+
+    def __post_init__(self) -> None:
+        _check(self.sample_frequency > 0, "sample_frequency", self.sample_frequency, "> 0")
+        _check(self.frame_shift > 0, "frame_shift", self.frame_shift, "> 0 ms")
+        _check(
+            self.window_shift > 0,
+            "frame_shift",
+            self.frame_shift,
+            f"at least one sample ({1000.0 / self.sample_frequency:g} ms)",
+        )
+        _check(
+            self.window_size >= 2,
+            "frame_length",
+            self.frame_length,
+            f"at least two samples ({2000.0 / self.sample_frequency:g} ms)",
+        )
+        _check(
+            self.padded_window_size % 2 == 0,
+            "frame_length",
+            self.frame_length,
+            "an even number of samples when round_to_power_of_two=False",
+        )
+        _check(
+            0.0 <= self.preemphasis_coefficient <= 1.0,
+            "preemphasis_coefficient",
+            self.preemphasis_coefficient,
+            "[0, 1]",
+        )
+        _check(self.dither >= 0, "dither", self.dither, ">= 0")
+        _check(self.energy_floor >= 0, "energy_floor", self.energy_floor, ">= 0 (0 disables)")
+        _check(self.min_duration >= 0, "min_duration", self.min_duration, ">= 0 s")
+        _check(
+            isinstance(self.num_mel_bins, int | np.integer) and self.num_mel_bins > 3,
+            "num_mel_bins",
+            self.num_mel_bins,
+            "an integer > 3",
+        )
+        _check(self.window_type in WINDOW_TYPES, "window_type", self.window_type, WINDOW_TYPES)
+        nyquist = 0.5 * self.sample_frequency
+        _check(0 <= self.low_freq < nyquist, "low_freq", self.low_freq, f"[0, {nyquist:g}) Hz")
+        _check(
+            0 < self.effective_high_freq <= nyquist and self.low_freq < self.effective_high_freq,
+            "high_freq",
+            self.high_freq,
+            f"({self.low_freq:g}, {nyquist:g}] Hz, or <= 0 as an offset from Nyquist",
+        )
+        if self.vtln_warp != 1.0:
+            self._check_vtln()
+
+    def _check_vtln(self) -> None:
+        low, high, vtln_high = self.low_freq, self.effective_high_freq, self.effective_vtln_high
+        _check(self.vtln_warp > 0, "vtln_warp", self.vtln_warp, "> 0")
+        _check(low < self.vtln_low < high, "vtln_low", self.vtln_low, f"({low:g}, {high:g}) Hz")
+        _check(
+            self.vtln_low < vtln_high < high,
+            "vtln_high",
+            self.vtln_high,
+            f"({self.vtln_low:g}, {high:g}) Hz after adding Nyquist to negative values",
+        )
+
+    @property
+    def window_shift(self) -> int:
+        """Samples between frame starts (truncated toward zero, as torchaudio)."""
+        return int(self.sample_frequency * self.frame_shift * 0.001)
+
+    @property
+    def window_size(self) -> int:
+        """Samples per frame (truncated toward zero, as torchaudio)."""
+        return int(self.sample_frequency * self.frame_length * 0.001)
+
+    @property
+    def padded_window_size(self) -> int:
+        """FFT length: the next power of two >= ``window_size`` when ``round_to_power_of_two``."""
+        if self.round_to_power_of_two:
+            return 1 << (self.window_size - 1).bit_length()
+        return self.window_size
+
+    @property
+    def effective_high_freq(self) -> float:
+        """``high_freq`` with values <= 0 taken as offsets from Nyquist."""
+        if self.high_freq <= 0:
+            return self.high_freq + 0.5 * self.sample_frequency
+        return self.high_freq
+
+    @property
+    def effective_vtln_high(self) -> float:
+        """``vtln_high`` with negative values taken as offsets from Nyquist."""
+        if self.vtln_high < 0:
+            return self.vtln_high + 0.5 * self.sample_frequency
+        return self.vtln_high
+
+    @property
+    def num_features(self) -> int:
+        """Output columns F: mel bins plus the energy column when ``use_energy``."""
+        return self.num_mel_bins + int(self.use_energy)
+
+
+def _check(ok: bool, name: str, value: Any, valid: Any) -> None:
+    if not ok:
+        raise ValueError(f"{name}={value!r} is invalid; expected {valid}")
+
+
+def num_frames(num_samples: int, options: FbankOptions) -> int:
+    """Number of frames ``fbank`` produces for ``num_samples`` samples (AST_SPEC §1.3)."""
+    shift, size = options.window_shift, options.window_size
+    if options.snip_edges:
+        return 1 + (num_samples - size) // shift if num_samples >= size else 0
+    return (num_samples + shift // 2) // shift
+
+
+# ----------------------------------------------------------------------------------------------
+# Windows and mel banks, built once per option set. torchaudio builds both in float32.
+
+
+@functools.lru_cache(maxsize=32)
+def _window(window_type: str, window_size: int, blackman_coeff: float) -> NDArray[np.float32]:
+    """Symmetric (periodic=False) window of length L, float32, read-only."""
+    n = np.arange(window_size, dtype=np.float32)
+    phase = np.float32(2 * math.pi / (window_size - 1)) * n  # (L,)
+    if window_type == "rectangular":
+        window = np.ones(window_size, dtype=np.float32)
+    elif window_type == "hamming":
+        window = np.float32(0.54) - np.float32(0.46) * np.cos(phase)
+    elif window_type == "blackman":
+        # Kaldi's generalised Blackman, not numpy/torch's fixed-coefficient one.
+        coeff = np.float32(blackman_coeff)
+        window = (
+            coeff - np.float32(0.5) * np.cos(phase) + (np.float32(0.5) - coeff) * np.cos(2 * phase)
+        )
+    else:
+        # Kaldi's "hanning" is the symmetric Hann window (zero at both ends); "povey" is it ** 0.85.
+        window = np.float32(0.5) - np.float32(0.5) * np.cos(phase)
+        if window_type == "povey":
+            window = window ** np.float32(0.85)
+    window = window.astype(np.float32)
+    window.flags.writeable = False
+    return window
+
+
+def _mel(freq: ArrayLike) -> NDArray:
+    """Kaldi mel scale, natural log: ``1127 ln(1 + f/700)``; ``log(1 + x)``, not ``log1p``, as
+    torchaudio rounds ``1 + x`` first in float32."""
+    return 1127.0 * np.log(1.0 + np.asarray(freq) / 700.0)
+
+
+def _inverse_mel(mel: ArrayLike) -> NDArray:
+    return 700.0 * (np.exp(np.asarray(mel) / 1127.0) - 1.0)
+
+
+def _vtln_warp_freq(freq: NDArray, options: FbankOptions) -> NDArray:
+    """Piecewise-linear VTLN frequency warp (AST_SPEC §1.6); identity outside [low, high]."""
+    low, high, warp = options.low_freq, options.effective_high_freq, options.vtln_warp
+    lower = options.vtln_low * max(1.0, warp)
+    upper = options.effective_vtln_high * min(1.0, warp)
+    scale = 1.0 / warp
+    scale_left = (scale * lower - low) / (lower - low)
+    scale_right = (high - scale * upper) / (high - upper)
+    warped = np.where(
+        freq < lower,
+        low + scale_left * (freq - low),
+        np.where(freq < upper, scale * freq, high + scale_right * (freq - high)),
+    )
+    return np.where((freq < low) | (freq > high), freq, warped).astype(freq.dtype)
+
+
+@functools.lru_cache(maxsize=32)
+def _mel_banks_cached(options: FbankOptions) -> NDArray[np.float32]:
+    num_fft_bins = options.padded_window_size // 2
+    fft_bin_width = options.sample_frequency / options.padded_window_size
+    mel_low = _mel(options.low_freq)
+    mel_delta = (_mel(options.effective_high_freq) - mel_low) / (options.num_mel_bins + 1)
+    # Edges as base + multiple of delta (not linspace), in float32, as torchaudio does.
+    bins = np.arange(options.num_mel_bins, dtype=np.float32)[:, None]  # (F, 1)
+    left = np.float32(mel_low) + bins * np.float32(mel_delta)
+    center = np.float32(mel_low) + (bins + 1) * np.float32(mel_delta)
+    right = np.float32(mel_low) + (bins + 2) * np.float32(mel_delta)
+    if options.vtln_warp != 1.0:
+        left, center, right = (
+            _mel(_vtln_warp_freq(_inverse_mel(edge), options)).astype(np.float32)
+            for edge in (left, center, right)
+        )
+    fft_freqs = np.float32(fft_bin_width) * np.arange(num_fft_bins, dtype=np.float32)
+    mel = _mel(fft_freqs).astype(np.float32)[None, :]  # (1, K-1)
+    up = (mel - left) / (center - left)  # (F, K-1)
+    down = (right - mel) / (right - center)
+    if options.vtln_warp == 1.0:
+        # Triangles linear in mel (not Hz).
+        weights = np.maximum(0.0, np.minimum(up, down))
+    else:
+        # With warped edges torchaudio assigns slopes by strict regions instead of min/max.
+        rising = (mel > left) & (mel <= center)
+        falling = (mel > center) & (mel < right)
+        weights = np.where(rising, up, np.where(falling, down, 0.0))
+    # The Nyquist bin gets a zero column: (F, K).
+    weights = np.pad(weights.astype(np.float32), ((0, 0), (0, 1)))
+    weights.flags.writeable = False
+    return weights
+
+
+def mel_banks(**options: Any) -> NDArray[np.float32]:
+    """Kaldi mel filterbank matrix ``(num_mel_bins, padded_window_size // 2 + 1)``, float32.
+
+    Takes the ``fbank`` options (e.g. ``num_mel_bins=128``); the result is cached per option set and
+    read-only. The last column (Nyquist bin) is zero, as in torchaudio.
+    """
+    return _mel_banks_cached(_bank_key(FbankOptions(**options)))
+
+
+def _bank_key(options: FbankOptions) -> FbankOptions:
+    """Options with the fields the mel bank ignores reset, so equal banks share one cache entry."""
+    return FbankOptions(
+        num_mel_bins=options.num_mel_bins,
+        frame_length=options.frame_length,
+        round_to_power_of_two=options.round_to_power_of_two,
+        sample_frequency=options.sample_frequency,
+        low_freq=options.low_freq,
+        high_freq=options.high_freq,
+        vtln_low=options.vtln_low,
+        vtln_high=options.vtln_high,
+        vtln_warp=options.vtln_warp,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Framing and per-frame processing.
+#
+# All clips of a call are laid out in one flat signal; a frame is a start offset into it. Frames are
+# then processed in blocks small enough to stay in cache, on a thread pool (NumPy, SciPy's FFT and
+# BLAS release the GIL), so a batch costs one pass whatever its shape.
+
+_BLOCK_FRAMES = 256  # ~1 MB of float64 work buffers per block
+
+
+def _extend(signals: NDArray, options: FbankOptions) -> NDArray:
+    """``(..., S)`` -> ``(..., S')``: the signal framing reads (AST_SPEC §1.3)."""
+    if options.snip_edges:
+        return signals
+    # Symmetric reflection (the edge sample repeats). Left: the first `pad` samples reversed, or
+    # drop -pad samples when pad < 0; right: the whole signal reversed.
+    pad = options.window_size // 2 - options.window_shift // 2
+    reversed_signals = signals[..., ::-1]
+    left = reversed_signals[..., signals.shape[-1] - pad :] if pad > 0 else signals[..., :0]
+    body = signals if pad >= 0 else signals[..., -pad:]
+    return np.concatenate([left, body, reversed_signals], axis=-1)
+
+
+def _frame_starts(offsets: NDArray, counts: NDArray, shift: int) -> NDArray[np.intp]:
+    """Start of every frame in the flat signal: clip ``b`` has ``counts[b]`` frames from
+    ``offsets[b]`` on, ``shift`` apart. Returns ``(sum counts,)``."""
+    first = np.cumsum(counts) - counts  # (B,) index of each clip's first frame
+    frame = np.arange(counts.sum())  # (N,)
+    return np.repeat(offsets, counts) + (frame - np.repeat(first, counts)) * shift
+
+
+def _log_energy(frames: NDArray, energy_floor: float) -> NDArray:
+    energy = np.log(np.maximum(np.einsum("nl,nl->n", frames, frames), EPSILON))  # (n,)
+    return energy if energy_floor == 0.0 else np.maximum(energy, math.log(energy_floor))
+
+
+class _Workspace(threading.local):
+    """Per-thread scratch arrays, reused across blocks and calls: fresh multi-MB temporaries
+    cost more in page faults than the arithmetic done in them."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[tuple[str, int, type], NDArray] = {}
+
+    def get(self, name: str, rows: int, columns: int, dtype: type) -> NDArray:
+        key = (name, columns, dtype)
+        array = self.arrays.get(key)
+        if array is None or array.shape[0] < rows:
+            array = self.arrays[key] = np.empty((max(rows, _BLOCK_FRAMES), columns), dtype)
+        return array[:rows]
+
+
+_WORKSPACE = _Workspace()
+
+
+def _block_spectrum(
+    windows: NDArray,
+    starts: NDArray[np.intp],
+    options: FbankOptions,
+    rng: np.random.Generator | None,
+    spectrum_out: NDArray[np.float32],
+    energy_out: NDArray[np.float32],
+) -> None:
+    """Kaldi per-frame steps (AST_SPEC §1.4) for the frames of ``windows`` (``(S', L)``) at
+    ``starts`` (``(n,)``): writes the power (or magnitude) spectrum ``(n, K)`` and, when
+    ``use_energy``, the log-energy ``(n,)``.
+
+    Frame arithmetic and the FFT run in float64 (torchaudio: float32), so bins far below a frame's
+    peak are not swamped by FFT rounding; the spectrum is stored rounded to float32.
+    """
+    n, size = starts.size, options.window_size
+    padded = _WORKSPACE.get("padded", n, options.padded_window_size, np.float64)  # (n, P)
+    x = padded[:, :size]  # (n, L)
+    x[...] = windows[starts]
+    padded[:, size:] = 0.0
+    if options.dither != 0.0:
+        noise = _WORKSPACE.get("noise", n, size, np.float64)
+        rng.standard_normal(out=noise)
+        x += options.dither * noise
+    if options.remove_dc_offset:
+        x -= x.mean(axis=-1, keepdims=True)
+    if options.use_energy and options.raw_energy:
+        energy_out[...] = _log_energy(x, options.energy_floor)
+    if options.preemphasis_coefficient != 0.0:
+        # Per frame; the sample before the frame is taken to be the frame's first sample.
+        shifted = _WORKSPACE.get("shifted", n, size - 1, np.float64)
+        np.multiply(x[:, :-1], options.preemphasis_coefficient, out=shifted)
+        x[:, 1:] -= shifted
+        x[:, 0] *= 1.0 - options.preemphasis_coefficient
+    x *= _window(options.window_type, size, options.blackman_coeff)
+    if options.use_energy and not options.raw_energy:
+        energy_out[...] = _log_energy(x, options.energy_floor)  # padding zeros add nothing
+    # SciPy's FFT: several times faster than numpy.fft on these short rows.
+    spectrum = scipy.fft.rfft(padded, axis=-1)  # (n, K) complex128
+    power = _WORKSPACE.get("power", n, spectrum.shape[-1], np.float64)
+    np.square(spectrum.real, out=power)
+    power += np.square(spectrum.imag)
+    spectrum_out[...] = power if options.use_power else np.sqrt(power)
+
+
+@functools.cache
+def _thread_pool() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+
+
+def _features(
+    signal: NDArray,
+    starts: NDArray[np.intp],
+    options: FbankOptions,
+    rng: np.random.Generator | None,
+) -> NDArray[np.float32]:
+    """Features of the frames of flat ``signal`` ``(S,)`` starting at ``starts`` -> ``(N, F)``.
+
+    Spectra are computed block by block on a thread pool; the mel product then runs once over all
+    frames, outside the pool, so BLAS's own threads do not compete with the pool's.
+    """
+    windows = np.lib.stride_tricks.sliding_window_view(signal, options.window_size)  # (S', L)
+    spectrum = np.empty((starts.size, options.padded_window_size // 2 + 1), np.float32)  # (N, K)
+    energy = np.empty(starts.size if options.use_energy else 0, np.float32)  # (N,)
+    blocks = [slice(i, i + _BLOCK_FRAMES) for i in range(0, starts.size, _BLOCK_FRAMES)]
+    if options.dither != 0.0:
+        # One child generator per block: reproducible for a given rng, whatever the threading.
+        rngs = (rng or np.random.default_rng()).spawn(len(blocks))
+    else:
+        rngs = [None] * len(blocks)
+
+    def run(block: slice, block_rng: np.random.Generator | None) -> None:
+        energy_block = energy[block] if options.use_energy else energy
+        _block_spectrum(windows, starts[block], options, block_rng, spectrum[block], energy_block)
+
+    if len(blocks) == 1:
+        run(blocks[0], rngs[0])
+    else:
+        list(_thread_pool().map(run, blocks, rngs))
+    mel = spectrum @ _mel_banks_cached(_bank_key(options)).T  # (N, M)
+    if options.use_log_fbank:
+        np.log(np.maximum(mel, np.float32(EPSILON), out=mel), out=mel)
+    if not options.use_energy:
+        return mel
+    # htk_compat only decides where the energy column goes.
+    parts = (mel, energy[:, None]) if options.htk_compat else (energy[:, None], mel)
+    return np.concatenate(parts, axis=-1)
+
+
+def _subtract_mean(
+    features: NDArray[np.float32], counts: NDArray, options: FbankOptions
+) -> NDArray[np.float32]:
+    """Per clip, subtract each column's mean over the clip's frames (``(N, F)`` stacked clips)."""
+    if not options.subtract_mean or features.shape[0] == 0:
+        return features
+    kept = counts > 0
+    first = (np.cumsum(counts) - counts)[kept]
+    sums = np.add.reduceat(features.astype(np.float64), first, axis=0)  # (B_kept, F)
+    means = (sums / counts[kept][:, None]).astype(np.float32)
+    return features - np.repeat(means, counts[kept], axis=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Input checks.
+
+
+def _as_signal_array(waveform: Any, name: str = "waveform") -> NDArray[np.floating]:
+    """A float array view of ``waveform``; integer/bool/complex audio is rejected, not rescaled."""
+    array = np.asarray(waveform)
+    if array.dtype == object:
+        raise TypeError(f"{name} must be a numeric array, got ragged or object data")
+    if not np.issubdtype(array.dtype, np.floating):
+        hint = ""
+        if np.issubdtype(array.dtype, np.integer):
+            hint = (
+                "; AST expects float audio in [-1, 1]: scale integer PCM explicitly, e.g. "
+                "x.astype(np.float32) / 32768 for int16"
+            )
+        raise TypeError(f"{name} must have a floating dtype, got {array.dtype}{hint}")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty (shape {array.shape})")
+    if not np.isfinite(array).all():
+        bad = np.flatnonzero(~np.isfinite(array.reshape(-1)))
+        raise ValueError(
+            f"{name} contains {bad.size} NaN/Inf sample(s), first at flat index {bad[0]}"
+        )
+    return array
+
+
+def _check_length(num_samples: int, options: FbankOptions, name: str) -> None:
+    if num_samples < options.window_size:
+        raise ValueError(
+            f"{name} has {num_samples} samples, shorter than one analysis window "
+            f"({options.window_size} samples = {options.frame_length:g} ms at "
+            f"{options.sample_frequency:g} Hz); no frame can be computed"
+        )
+
+
+def _too_short(num_samples: int, options: FbankOptions) -> bool:
+    return num_samples < options.min_duration * options.sample_frequency
+
+
+# ----------------------------------------------------------------------------------------------
+# Public fbank API.
+
+
+def fbank(
+    waveform: ArrayLike,
+    *,
+    channel: int = -1,
+    rng: np.random.Generator | None = None,
+    **options: Any,
+) -> NDArray[np.float32]:
+    """Kaldi log-mel filterbank of one signal, as ``torchaudio.compliance.kaldi.fbank``.
+
+    Args:
+      waveform: float audio, ``(S,)`` or torchaudio-style ``(C, S)``. Integer PCM is rejected
+        (``TypeError``): scale it to [-1, 1] explicitly first.
+      channel: row of a ``(C, S)`` input to use; negative values mean row 0 (as torchaudio).
+        Ignored for 1-D input.
+      rng: NumPy ``Generator`` drawing the dither noise; ``None`` uses fresh OS entropy. Only used
+        when ``dither != 0``.
+      **options: any field of ``FbankOptions`` (torchaudio's keyword names, units and defaults:
+        blackman_coeff, dither, energy_floor, frame_length, frame_shift, high_freq, htk_compat,
+        low_freq, min_duration, num_mel_bins, preemphasis_coefficient, raw_energy,
+        remove_dc_offset, round_to_power_of_two, sample_frequency, snip_edges, subtract_mean,
+        use_energy, use_log_fbank, use_power, vtln_high, vtln_low, vtln_warp, window_type).
+
+    Returns:
+      float32 ``(T, F)``: frames by mel bins, plus an energy column (last if ``htk_compat``, else
+      first) when ``use_energy``. A signal shorter than ``min_duration`` gives ``(0, F)``
+      (torchaudio returns a 1-D empty tensor there; we keep the 2-D shape).
+
+    Raises:
+      TypeError: unknown option name, or non-float audio.
+      ValueError: invalid option value; empty, non-finite, 3-D or too-short (< one window) audio;
+        ``channel`` out of range.
+    """
+    opts = FbankOptions(**options)
+    signal = _select_channel(_as_signal_array(waveform), channel)
+    features, _ = _fbank_equal_lengths(signal[None], opts, rng)
+    return features
+
+
+def _select_channel(array: NDArray, channel: int) -> NDArray:
+    if array.ndim == 1:
+        return array
+    if array.ndim != 2:
+        raise ValueError(f"waveform must be (S,) or (C, S), got shape {array.shape}")
+    row = max(channel, 0)
+    if row >= array.shape[0]:
+        raise ValueError(f"channel={channel} is out of range for {array.shape[0]} channel(s)")
+    return array[row]
+
+
+def fbank_batch(
+    waveforms: ArrayLike | Sequence[ArrayLike],
+    *,
+    rng: np.random.Generator | None = None,
+    **options: Any,
+) -> NDArray[np.float32] | list[NDArray[np.float32]]:
+    """``fbank`` of many clips in one vectorised pass (no Python loop over clips or frames).
+
+    Args:
+      waveforms: an equal-length batch ``(B, S)``, or a sequence of 1-D clips of any lengths.
+      rng: dither noise generator, as in ``fbank``.
+      **options: ``fbank`` options.
+
+    Returns:
+      ``(B, T, F)`` float32 for a ``(B, S)`` array; a list of ``(T_i, F)`` float32 arrays for a
+      sequence. Each entry equals ``fbank`` of that clip alone (dither aside).
+
+    Raises:
+      TypeError, ValueError: as ``fbank``; the message names the offending clip.
+    """
+    opts = FbankOptions(**options)
+    if isinstance(waveforms, np.ndarray) and waveforms.dtype != object:
+        batch = _as_signal_array(waveforms, "waveforms")
+        features, counts = _fbank_equal_lengths(batch, opts, rng)
+        return features.reshape(counts.size, -1, opts.num_features)
+    if not isinstance(waveforms, Sequence) or isinstance(waveforms, str | bytes):
+        raise TypeError(
+            f"waveforms must be a (B, S) array or a sequence of 1-D arrays, got {type(waveforms)}"
+        )
+    clips = [_as_signal_array(clip, f"waveforms[{i}]") for i, clip in enumerate(waveforms)]
+    features, counts = _fbank_ragged(clips, opts, rng)
+    return np.split(features, np.cumsum(counts)[:-1])
+
+
+def _fbank_equal_lengths(
+    batch: NDArray,
+    options: FbankOptions,
+    rng: np.random.Generator | None,
+    name: str = "waveforms",
+) -> tuple[NDArray[np.float32], NDArray[np.intp]]:
+    """``(B, S)`` -> stacked features ``(B*T, F)`` and frame counts ``(B,)`` (all ``T``).
+    ``name`` is the argument named in errors."""
+    if batch.ndim != 2:
+        raise ValueError(f"{name} must be a (B, S) batch, got shape {batch.shape}")
+    _check_length(batch.shape[-1], options, f"each clip in {name}")
+    count = 0 if _too_short(batch.shape[-1], options) else num_frames(batch.shape[-1], options)
+    extended = np.ascontiguousarray(_extend(batch, options), dtype=np.float64)  # (B, S')
+    offsets = np.arange(batch.shape[0]) * extended.shape[-1]
+    counts = np.full(batch.shape[0], count)
+    starts = _frame_starts(offsets, counts, options.window_shift)  # (B*T,)
+    features = _features(extended.reshape(-1), starts, options, rng)
+    return _subtract_mean(features, counts, options), counts
+
+
+def _fbank_ragged(
+    clips: list[NDArray],
+    options: FbankOptions,
+    rng: np.random.Generator | None,
+    name: str = "waveforms",
+) -> tuple[NDArray[np.float32], NDArray[np.intp]]:
+    """1-D clips of any lengths -> stacked features ``(sum T_i, F)`` and counts ``(B,)``; all
+    frames are processed together. ``name`` is the argument named in errors."""
+    if not clips:
+        raise ValueError(f"{name} is an empty sequence")
+    for i, clip in enumerate(clips):
+        if clip.ndim != 1:
+            raise ValueError(f"{name}[{i}] must be 1-D, got shape {clip.shape}")
+        _check_length(clip.shape[0], options, f"{name}[{i}]")
+    extended = [_extend(clip, options) for clip in clips]
+    lengths = np.array([clip.shape[0] for clip in extended])  # (B,)
+    counts = np.array(
+        [
+            0 if _too_short(clip.shape[0], options) else num_frames(clip.shape[0], options)
+            for clip in clips
+        ]
+    )  # (B,)
+    starts = _frame_starts(np.cumsum(lengths) - lengths, counts, options.window_shift)
+    signal = np.concatenate(extended, dtype=np.float64)  # (sum S'_i,)
+    features = _features(signal, starts, options, rng)
+    return _subtract_mean(features, counts, options), counts
+
+
+# ----------------------------------------------------------------------------------------------
+# AST feature extractor (Hugging Face ASTFeatureExtractor semantics, AST_SPEC §2).
+
+# Normalisation statistics published with AST (AST_SPEC §6.2): log-mel mean/std and target length.
+PRESETS: dict[str, dict[str, float | int]] = {
+    "audioset": {"mean": -4.2677393, "std": 4.5689974, "max_length": 1024},
+    "esc50": {"mean": -6.6268077, "std": 5.358466, "max_length": 512},
+    "speech_commands": {"mean": -6.845978, "std": 5.5654526, "max_length": 128},
+}
+
+PREPROCESSOR_CONFIG = "preprocessor_config.json"
+# Keys Hugging Face writes that carry no information for us.
+_HF_METADATA_KEYS = frozenset({"feature_extractor_type", "processor_class"})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FeatureExtractor:
+    """AST's feature extractor: Kaldi fbank, pad/truncate to ``max_length`` frames, normalise.
+
+    Constructor arguments and defaults are those of Hugging Face's ``ASTFeatureExtractor``
+    (AudioSet statistics, 1024 frames, 128 mel bins, 16 kHz). Differences, all deliberate:
+    ``padding_value`` is honoured (HF always pads with 0.0; equal at the default), unknown call
+    arguments raise instead of being ignored, ``return_attention_mask`` really returns a mask, and
+    integer PCM is rejected instead of passed through unscaled.
+
+    Pipeline per clip: fbank with ``window_type="hanning"``, ``sample_frequency=sampling_rate``,
+    ``num_mel_bins`` and torchaudio's other defaults; keep the first ``max_length`` frames or append
+    ``padding_value`` rows (in the log-mel domain, before normalising); then, if ``do_normalize``,
+    ``(x - mean) / (2 * std)`` (twice the std: AST targets a std of 0.5).
+    """
+
+    feature_size: int = 1
+    sampling_rate: int = 16000
+    num_mel_bins: int = 128
+    max_length: int = 1024
+    padding_value: float = 0.0
+    do_normalize: bool = True
+    mean: float = -4.2677393
+    std: float = 4.5689974
+    return_attention_mask: bool = False
+    padding_side: Literal["right"] = "right"
+
+    def __post_init__(self) -> None:
+        _check(self.feature_size == 1, "feature_size", self.feature_size, "1 (mono audio)")
+        _check(self.max_length > 0, "max_length", self.max_length, "> 0 frames")
+        _check(self.std > 0, "std", self.std, "> 0")
+        _check(self.padding_side == "right", "padding_side", self.padding_side, "'right'")
+        self.fbank_options  # validates sampling_rate and num_mel_bins  # noqa: B018
+
+    @property
+    def fbank_options(self) -> FbankOptions:
+        """The fbank options AST uses (AST_SPEC §1.9)."""
+        return FbankOptions(
+            sample_frequency=float(self.sampling_rate),
+            window_type="hanning",
+            num_mel_bins=self.num_mel_bins,
+        )
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> FeatureExtractor:
+        """Extractor with a dataset's published statistics: one of ``PRESETS``."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    def __call__(
+        self,
+        raw_speech: ArrayLike | Sequence[ArrayLike],
+        *,
+        sampling_rate: int | None = None,
+        return_num_frames: bool = False,
+    ) -> dict[str, NDArray]:
+        """Features for one clip or a batch.
+
+        Args:
+          raw_speech: one clip (1-D array or list of floats) or a batch (2-D array, one clip per
+            row, or a list of 1-D arrays/lists of any lengths). Float audio in [-1, 1].
+          sampling_rate: rate of ``raw_speech`` in Hz. Strongly recommended: a mismatch raises
+            ``ValueError``; leaving it out only warns.
+          return_num_frames: also return ``num_frames``.
+
+        Returns:
+          ``{"input_values": (B, max_length, num_mel_bins) float32}``, plus ``num_frames`` ``(B,)``
+          int32 (real, unpadded frames kept) when requested and ``attention_mask``
+          ``(B, max_length)`` int32 (1 on real frames) when ``return_attention_mask``.
+
+        Raises:
+          TypeError: integer, complex or non-numeric audio.
+          ValueError: sampling-rate mismatch; empty, non-finite, >2-D or too-short audio.
+        """
+        self._check_sampling_rate(sampling_rate)
+        clips = self._as_clips(raw_speech)
+        compute = _fbank_equal_lengths if isinstance(clips, np.ndarray) else _fbank_ragged
+        features, counts = compute(clips, self.fbank_options, None, "raw_speech")  # (N, F), (B,)
+        # Clips were cut to max_length frames; scatter the stacked frames into padded rows.
+        values = np.full(
+            (counts.size, self.max_length, self.num_mel_bins), self.padding_value, dtype=np.float32
+        )  # (B, T, F)
+        first = np.cumsum(counts) - counts
+        rows = np.repeat(np.arange(counts.size), counts)  # (N,)
+        values[rows, np.arange(rows.size) - first[rows]] = features
+        if self.do_normalize:
+            values = ((values - np.float32(self.mean)) / np.float32(2 * self.std)).astype(
+                np.float32
+            )
+        output = {"input_values": values}
+        if return_num_frames:
+            output["num_frames"] = counts.astype(np.int32)
+        if self.return_attention_mask:
+            output["attention_mask"] = (np.arange(self.max_length) < counts[:, None]).astype(
+                np.int32
+            )
+        return output
+
+    def _check_sampling_rate(self, sampling_rate: int | None) -> None:
+        if sampling_rate is None:
+            warnings.warn(
+                "FeatureExtractor was called without sampling_rate; pass it so that audio at the "
+                f"wrong rate is caught (this extractor expects {self.sampling_rate} Hz)",
+                stacklevel=3,
+            )
+        elif sampling_rate != self.sampling_rate:
+            raise ValueError(
+                f"the model was trained on audio sampled at {self.sampling_rate} Hz; got audio at "
+                f"{sampling_rate} Hz. Resample it to {self.sampling_rate} Hz first"
+            )
+
+    def _as_clips(self, raw_speech: Any) -> NDArray | list[NDArray]:
+        """HF's batching rules: a 2-D array or a list of sequences is a batch, anything else a clip.
+
+        Clips become float32 (as HF), truncated to the samples the first ``max_length`` frames
+        need, which makes long audio cheap and changes nothing in the kept frames.
+        """
+        needed = (
+            self.max_length - 1
+        ) * self.fbank_options.window_shift + self.fbank_options.window_size
+        is_batch = (isinstance(raw_speech, np.ndarray) and raw_speech.ndim == 2) or (
+            isinstance(raw_speech, list | tuple)
+            and len(raw_speech) > 0
+            and isinstance(raw_speech[0], np.ndarray | list | tuple)
+        )
+        if isinstance(raw_speech, np.ndarray) and raw_speech.ndim > 2:
+            raise ValueError(
+                f"only mono audio is supported: expected a clip (S,) or a batch (B, S), got shape "
+                f"{raw_speech.shape}"
+            )
+        if isinstance(raw_speech, np.ndarray):
+            array = _as_signal_array(raw_speech, "raw_speech").astype(np.float32)
+            return array[..., :needed] if is_batch else [array[:needed]]
+        if not is_batch:
+            raw_speech = [raw_speech]
+        clips = []
+        for i, clip in enumerate(raw_speech):
+            array = np.asarray(clip)
+            if isinstance(clip, list | tuple):  # Python numbers: accepted whatever their type
+                array = np.asarray(clip, dtype=np.float32)
+            array = _as_signal_array(array, f"raw_speech[{i}]").astype(np.float32)
+            if array.ndim != 1:
+                raise ValueError(f"raw_speech[{i}] must be 1-D mono audio, got shape {array.shape}")
+            clips.append(array[:needed])
+        return clips
+
+    # -- Hugging Face preprocessor_config.json -----------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``preprocessor_config.json`` contents, in Hugging Face's format."""
+        return {"feature_extractor_type": "ASTFeatureExtractor", **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> FeatureExtractor:
+        """Build from ``preprocessor_config.json`` contents; unknown keys raise ``ValueError``."""
+        fields = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - fields - _HF_METADATA_KEYS)
+        if unknown:
+            raise ValueError(
+                f"unknown feature-extractor config keys {unknown}; expected {sorted(fields)}"
+            )
+        kind = config.get("feature_extractor_type", "ASTFeatureExtractor")
+        if kind != "ASTFeatureExtractor":
+            raise ValueError(f"feature_extractor_type {kind!r} is not 'ASTFeatureExtractor'")
+        return cls(**{key: value for key, value in config.items() if key in fields})
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike) -> FeatureExtractor:
+        """Read ``directory/preprocessor_config.json`` (Hugging Face format)."""
+        path = Path(directory) / PREPROCESSOR_CONFIG
+        if not path.is_file():
+            raise FileNotFoundError(f"no {PREPROCESSOR_CONFIG} in {directory}")
+        with open(path, encoding="utf-8") as file:
+            return cls.from_dict(json.load(file))
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write ``directory/preprocessor_config.json`` atomically; returns its path."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / PREPROCESSOR_CONFIG
+        with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as file:
+            json.dump(self.to_dict(), file, indent=2, sort_keys=True)
+            file.write("\n")
+        os.replace(file.name, path)
+        return path

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Set up a local virtual environment and run the project's main job or its test suite.
+
+Usage (from a fresh clone, with only ``python3`` present):
+
+    python3 tasks.py run     # install ast-jax into .venv, run the main job on the bundled example
+    python3 tasks.py test    # install ast-jax with its test extras into .venv, lint, run the tests
+
+Everything is installed from the project's own ``pyproject.toml``; nothing is assumed preinstalled.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if sys.platform == "win32" else "bin")
+EXAMPLE = ROOT / "examples" / "audio" / "yes.wav"
+
+
+def _run(*args: str | Path) -> None:
+    print("+", " ".join(str(a) for a in args), flush=True)
+    subprocess.run([str(a) for a in args], cwd=ROOT, check=True)
+
+
+def _setup(extras: str) -> None:
+    if not (BIN / "python").exists():
+        venv.create(VENV, with_pip=True)
+    target = f".[{extras}]" if extras else "."
+    _run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    _run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", target)
+
+
+def run() -> None:
+    _setup("")
+    _run(BIN / "ast-jax", "features", EXAMPLE, "-o", ROOT / "out", "--png")
+
+
+def test() -> None:
+    _setup("test")
+    _run(BIN / "ruff", "format", "--check", ".")
+    _run(BIN / "ruff", "check", ".")
+    _run(BIN / "python", "-m", "pytest", "-q")
+
+
+if __name__ == "__main__":
+    commands = {"run": run, "test": test}
+    if len(sys.argv) != 2 or sys.argv[1] not in commands:
+        sys.exit(f"usage: python3 tasks.py {{{'|'.join(commands)}}}")
+    try:
+        commands[sys.argv[1]]()
+    except subprocess.CalledProcessError as error:
+        sys.exit(error.returncode)
