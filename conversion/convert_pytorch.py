@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Convert an AST checkpoint (HF directory, hub id or ast-jax directory) to an ast-jax directory.
+
+Usage:
+    python conversion/convert_pytorch.py SRC OUT_DIR [--check] [--tolerance 1e-4]
+
+SRC is a Hugging Face checkpoint directory (`model.safetensors` or `pytorch_model.bin`), a hub id
+such as `MIT/ast-finetuned-audioset-10-10-0.4593`, or an ast-jax directory. OUT_DIR receives
+`config.json`, `ast_jax.safetensors` and `preprocessor_config.json`.
+
+`--check` runs transformers' PyTorch model on transformers' `ASTFeatureExtractor` features and the
+JAX model on ast-jax's features of the same synthesised clip, prints the max |logit difference|
+(end to end, and model-only on identical features) and exits with status 1 beyond `--tolerance`.
+This script needs torch and transformers (the `test` extra); `ast_jax` itself does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import jax
+import numpy as np
+import torch
+import transformers
+
+from ast_jax import (
+    ASTConfig,
+    FeatureExtractor,
+    export_hf,
+    load_feature_extractor,
+    load_pretrained,
+    save_pretrained,
+)
+from ast_jax.checkpoint import WEIGHTS_NAME
+from ast_jax.model import build_model
+
+# HF's own bar for AST logits (AST_SPEC §6.3, §8.15).
+DEFAULT_TOLERANCE = 1e-4
+
+
+def synthesise_clip(extractor: FeatureExtractor, seed: int = 0) -> np.ndarray:
+    """A float32 chirp + noise + clicks filling ~90% of the frames (so padding is exercised)."""
+    rate = extractor.sampling_rate
+    seconds = 0.9 * extractor.max_length * 0.010  # 10 ms frame shift
+    t = np.arange(int(seconds * rate)) / rate  # (S,)
+    chirp = 0.3 * np.sin(2 * np.pi * (100 * t + 0.5 * (3000 / seconds) * t**2))
+    noise = 0.05 * np.random.default_rng(seed).standard_normal(t.size)
+    clicks = np.where(np.arange(t.size) % (rate // 4) == 0, 0.8, 0.0)
+    return (chirp + noise + clicks).astype(np.float32)
+
+
+def _feature_extractor(src: str, config: ASTConfig) -> FeatureExtractor:
+    try:
+        return load_feature_extractor(src)
+    except FileNotFoundError:
+        print(f"no preprocessor_config.json in {src}: using AudioSet statistics")
+        return FeatureExtractor(max_length=config.max_length, num_mel_bins=config.num_mel_bins)
+
+
+def _reference_model(src: str, config: ASTConfig, params: dict, scratch: Path) -> torch.nn.Module:
+    """transformers' model of SRC itself, or of our export when SRC is an ast-jax directory."""
+    if (Path(src) / WEIGHTS_NAME).is_file():
+        src = str(export_hf(scratch, config, params))
+    cls = (
+        transformers.ASTForAudioClassification if "classifier" in params else transformers.ASTModel
+    )
+    return cls.from_pretrained(src).eval()
+
+
+def check(src: str, config: ASTConfig, params: dict, extractor: FeatureExtractor) -> float:
+    """Prints feature and logit differences; returns the end-to-end max |logit difference|."""
+    clip = synthesise_clip(extractor)
+    hf_extractor = transformers.ASTFeatureExtractor(
+        **{k: v for k, v in extractor.to_dict().items() if k != "feature_extractor_type"}
+    )
+    rate = extractor.sampling_rate
+    hf_features = hf_extractor(clip, sampling_rate=rate, return_tensors="np")["input_values"]
+    our_features = extractor(clip, sampling_rate=rate)["input_values"]  # (1, T, F)
+    with tempfile.TemporaryDirectory() as scratch:
+        model = _reference_model(src, config, params, Path(scratch))
+    with torch.no_grad():
+        out = model(torch.from_numpy(hf_features))
+    reference = (out.logits if "classifier" in params else out.pooler_output).numpy()
+    apply = jax.jit(build_model(config, with_head="classifier" in params).apply)
+    with jax.default_matmul_precision("float32"):
+        ours_e2e = apply({"params": params}, our_features)
+        ours_same = apply({"params": params}, hf_features)
+    pick = (lambda o: o.logits) if "classifier" in params else (lambda o: o.pooler_output)
+    feature_diff = float(np.abs(our_features - hf_features).max())
+    model_diff = float(np.abs(np.asarray(pick(ours_same)) - reference).max())
+    e2e_diff = float(np.abs(np.asarray(pick(ours_e2e)) - reference).max())
+    print(f"max |feature diff|            {feature_diff:.3e}")
+    print(f"max |logit diff| model only   {model_diff:.3e}")
+    print(f"max |logit diff| end to end   {e2e_diff:.3e}")
+    return e2e_diff
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("src", help="HF directory, hub id or ast-jax directory")
+    parser.add_argument("out_dir", type=Path, help="ast-jax directory to write")
+    parser.add_argument("--check", action="store_true", help="compare logits with transformers")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    args = parser.parse_args(argv)
+
+    config, params = load_pretrained(args.src)
+    extractor = _feature_extractor(args.src, config)
+    save_pretrained(args.out_dir, config, params, feature_extractor=extractor)
+    print(f"wrote {args.out_dir} ({config.num_hidden_layers} layers, {config.num_labels} labels)")
+    if not args.check:
+        return 0
+    diff = check(args.src, config, params, extractor)
+    if diff > args.tolerance:
+        print(f"FAIL: {diff:.3e} > tolerance {args.tolerance:.1e}")
+        return 1
+    print(f"OK: within tolerance {args.tolerance:.1e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
