@@ -260,6 +260,7 @@ def load_pretrained(
     """
     directory = _resolve(path_or_repo_id, revision, _HUB_FILES)
     if not any((directory / name).is_file() for name in (WEIGHTS_NAME, HF_WEIGHTS_NAME)):
+        # A hub repo without safetensors: fetch the pickle too (a local directory is unchanged).
         directory = _resolve(path_or_repo_id, revision, [*_HUB_FILES, HF_BIN_NAME])
     if not (directory / CONFIG_NAME).is_file():
         raise FileNotFoundError(f"no {CONFIG_NAME} in {directory}")

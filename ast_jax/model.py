@@ -32,6 +32,7 @@ P patch size, L layers, I intermediate width, C classes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -188,7 +189,7 @@ def check_params(params: Any, config: ASTConfig, *, with_head: bool = True) -> N
         ValueError: listing every missing path, unexpected path and shape/dtype mismatch.
     """
     expected = flatten_dict(abstract_params(config, with_head=with_head), sep="/")
-    got = flatten_dict(params, sep="/") if isinstance(params, dict) else {}
+    got = flatten_dict(params, sep="/") if isinstance(params, Mapping) else {}
     problems = [f"missing: {path}" for path in sorted(set(expected) - set(got))]
     problems += [f"unexpected: {path}" for path in sorted(set(got) - set(expected))]
     for path in sorted(set(expected) & set(got)):

@@ -236,6 +236,24 @@ def test_hub_id_downloads_through_huggingface_hub(hf_dir, monkeypatch):
     assert load_feature_extractor("MIT/some-ast").max_length == 100
 
 
+def test_hub_repo_without_safetensors_fetches_the_pickle(hf_dir, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    (tmp_path / "config.json").write_bytes((hf_dir / "config.json").read_bytes())
+    state_dict = collections.OrderedDict(safetensors.torch.load_file(hf_dir / "model.safetensors"))
+    torch.save(state_dict, tmp_path / "pytorch_model.bin")
+    patterns = []
+
+    def fake_snapshot_download(repo_id, *, revision=None, allow_patterns=None):
+        patterns.append(allow_patterns)
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    _, params = load_pretrained("someone/ast-bin-only")
+    assert _trees_equal(params, load_pretrained(hf_dir)[1])
+    assert ["pytorch_model.bin" in p for p in patterns] == [False, True]
+
+
 def test_hub_errors_are_clear(monkeypatch):
     import huggingface_hub
     from huggingface_hub.errors import LocalEntryNotFoundError
