@@ -1,18 +1,35 @@
 """ast-jax: the Audio Spectrogram Transformer in JAX/Flax, with a torch-free Kaldi fbank."""
 
-from ast_jax.audio import load_audio
+from ast_jax.audio import load_audio, stream_audio
 from ast_jax.checkpoint import export_hf, load_feature_extractor, load_pretrained, save_pretrained
 from ast_jax.config import ASTConfig
 from ast_jax.convert import params_from_hf, params_to_hf
 from ast_jax.features import FbankOptions, FeatureExtractor, fbank, fbank_batch
+from ast_jax.inference import (
+    AudioClassifier,
+    Classification,
+    Embedding,
+    Failure,
+    default_activation,
+    save_embeddings,
+)
 from ast_jax.model import ASTForAudioClassification, ASTModel
+from ast_jax.sharding import data_mesh
+from ast_jax.windows import Windowing
 
 __all__ = [
     "ASTConfig",
     "ASTForAudioClassification",
     "ASTModel",
+    "AudioClassifier",
+    "Classification",
+    "Embedding",
+    "Failure",
     "FbankOptions",
     "FeatureExtractor",
+    "Windowing",
+    "data_mesh",
+    "default_activation",
     "export_hf",
     "fbank",
     "fbank_batch",
@@ -21,5 +38,7 @@ __all__ = [
     "load_pretrained",
     "params_from_hf",
     "params_to_hf",
+    "save_embeddings",
     "save_pretrained",
+    "stream_audio",
 ]
