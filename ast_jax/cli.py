@@ -1,22 +1,50 @@
 """The ``ast-jax`` command line.
 
-Exit codes: 0 success, 1 a file failed (the others are still processed), 2 usage errors.
-Errors go to stderr; results and progress to stdout.
+Subcommands: ``classify``, ``embed``, ``features``, ``convert``, ``info``. Results go to stdout
+(``classify --format json|csv`` for machines), errors to stderr, progress bars (tqdm) to stderr.
+
+Exit codes: 0 success, 1 an input failed (the others are still processed), 2 the command cannot run:
+usage errors, invalid options, a model or checkpoint that cannot be loaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ast_jax.audio import load_audio
+from ast_jax.audio import find_audio, load_audio
 from ast_jax.features import PRESETS, FeatureExtractor
+from ast_jax.inference import (
+    ACTIVATIONS,
+    AGGREGATES,
+    EMBEDDING_FORMATS,
+    AudioClassifier,
+    Classification,
+    Embedding,
+    Failure,
+    load_model,
+    resolve_model,
+    save_embeddings,
+)
 
 __all__ = ["main"]
+
+# Inputs are errors of one file: reported, counted, and the other files go on.
+_INPUT_ERRORS = (OSError, ValueError, TypeError)
+# Fewer windows than this finish in a blink; a progress bar would only add noise.
+_PROGRESS_MIN_WINDOWS = 32
+# Labels drawn in a timeline.
+_TIMELINE_LABELS = 10
+
+
+class _CommandError(Exception):
+    """The command cannot run at all (exit code 2)."""
 
 
 def _features(args: argparse.Namespace) -> int:
@@ -46,13 +74,19 @@ def _features(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _save_spectrogram(values: np.ndarray, path: Path, title: str) -> None:
-    """Draw ``(T, F)`` features with time across and mel bins up."""
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (imported only when drawing)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save_spectrogram(values: np.ndarray, path: Path, title: str) -> None:
+    """Draw ``(T, F)`` features with time across and mel bins up."""
+    plt = _pyplot()
     figure, axes = plt.subplots(figsize=(10, 3.5), layout="constrained")
     image = axes.imshow(
         values.T, origin="lower", aspect="auto", cmap="magma", interpolation="nearest"
@@ -63,9 +97,279 @@ def _save_spectrogram(values: np.ndarray, path: Path, title: str) -> None:
     plt.close(figure)
 
 
+def _expand(paths: Sequence[Path]) -> tuple[list[Path], int]:
+    """Files named or found in directories, and the number of arguments that gave none."""
+    files, failures = [], 0
+    for path in paths:
+        try:
+            files.extend(find_audio(path))
+        except FileNotFoundError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failures += 1
+    return files, failures
+
+
+def _load_classifier(args: argparse.Namespace, **options) -> AudioClassifier:
+    """The classifier of ``args.model`` with the window options; failures exit with code 2."""
+    try:
+        checkpoint = load_model(resolve_model(args.model))
+    except (OSError, ValueError, ImportError) as error:
+        raise _CommandError(f"cannot load model {args.model}: {error}") from error
+    try:
+        return AudioClassifier(
+            *checkpoint, batch_size=args.batch_size, window=args.window, hop=args.hop, **options
+        )
+    except ValueError as error:
+        raise _CommandError(str(error)) from error
+
+
+def _with_progress(
+    classifier: AudioClassifier, files: Sequence[Path], quiet: bool, run
+) -> Iterator[Classification | Embedding | Failure]:
+    """Runs ``run(files, progress=...)`` under a tqdm bar (on stderr) counting windows."""
+    from tqdm import tqdm
+
+    total = sum(classifier.count_windows(path) for path in files)
+    disable = quiet or total < _PROGRESS_MIN_WINDOWS
+    with tqdm(total=total, unit="window", disable=disable, file=sys.stderr) as bar:
+        yield from run(files, progress=bar.update)
+
+
+def _report_failure(failure: Failure) -> None:
+    print(f"error: {failure.source}: {failure.error}", file=sys.stderr)
+
+
+def _classify(args: argparse.Namespace) -> int:
+    files, failures = _expand(args.inputs)
+    classifier = _load_classifier(args, activation=args.activation, aggregate=args.aggregate)
+    results = []
+    for result in _with_progress(classifier, files, args.quiet, classifier.classify_iter):
+        if isinstance(result, Failure):
+            _report_failure(result)
+            failures += 1
+            continue
+        results.append(_summary(result, args.top_k, args.per_window))
+        if args.timeline is not None:
+            _save_timeline(result, args.timeline / f"{Path(result.source).stem}.png")
+    _print_results(results, args.format)
+    return 1 if failures else 0
+
+
+def _summary(result: Classification, k: int, per_window: bool) -> dict:
+    """The JSON-ready view of one result: clip top-k, and each window's if asked."""
+
+    def ranked(pairs: list[tuple[str, float]]) -> list[dict]:
+        return [{"label": label, "score": round(score, 6)} for label, score in pairs]
+
+    summary = {
+        "file": result.source,
+        "duration": round(result.duration, 3),
+        "windows": len(result.window_times),
+        "top": ranked(result.top_k(k)),
+    }
+    if per_window:
+        summary["per_window"] = [
+            {"start": round(start, 3), "end": round(end, 3), "top": ranked(top)}
+            for (start, end), top in zip(result.window_times, result.window_top_k(k), strict=True)
+        ]
+    return summary
+
+
+def _print_results(results: list[dict], output_format: str) -> None:
+    if output_format == "json":
+        json.dump(results, sys.stdout, indent=2)
+        print()
+    elif output_format == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["file", "scope", "start", "end", "rank", "label", "score"])
+        for result in results:
+            scopes = [("clip", 0.0, result["duration"], result["top"])]
+            scopes += [
+                ("window", w["start"], w["end"], w["top"]) for w in result.get("per_window", [])
+            ]
+            for scope, start, end, top in scopes:
+                for rank, entry in enumerate(top, 1):
+                    writer.writerow(
+                        [result["file"], scope, start, end, rank, entry["label"], entry["score"]]
+                    )
+    else:
+        for result in results:
+            print(f"{result['file']}  ({result['duration']:.2f} s, {result['windows']} windows)")
+            print(f"  clip             {_ranked_text(result['top'])}")
+            for window in result.get("per_window", []):
+                span = f"{window['start']:7.2f}-{window['end']:7.2f} s"
+                print(f"  {span}  {_ranked_text(window['top'])}")
+
+
+def _ranked_text(top: list[dict]) -> str:
+    return ", ".join(f"{entry['label']} {entry['score']:.3f}" for entry in top)
+
+
+def _save_timeline(result: Classification, path: Path) -> None:
+    """Draw the scores over time of the labels that score highest in any window."""
+    plt = _pyplot()
+    peak = result.window_scores.max(axis=0)  # (C,)
+    rows = np.argsort(-peak, kind="stable")[:_TIMELINE_LABELS]
+    starts = result.window_times[:, 0]
+    # Column k spans from window k's start to the next start (the last to its end).
+    edges = np.append(starts, result.window_times[-1, 1])
+    figure, axes = plt.subplots(figsize=(12, 1 + 0.35 * len(rows)), layout="constrained")
+    mesh = axes.pcolormesh(
+        edges, np.arange(len(rows) + 1), result.window_scores[:, rows].T, cmap="viridis"
+    )
+    axes.set_yticks(np.arange(len(rows)) + 0.5, [result.labels[i] for i in rows])
+    axes.invert_yaxis()
+    axes.set(title=Path(result.source).name, xlabel="time (s)")
+    figure.colorbar(mesh, ax=axes, label="score")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _embed(args: argparse.Namespace) -> int:
+    if args.output.suffix not in EMBEDDING_FORMATS:
+        raise _CommandError(f"-o must end in one of {', '.join(EMBEDDING_FORMATS)}")
+    if args.output.suffix == ".npy" and (args.tokens or args.hidden_states):
+        raise _CommandError("--tokens and --hidden-states need -o .npz or .safetensors")
+    files, failures = _expand(args.inputs)
+    classifier = _load_classifier(args)
+
+    def run(paths, progress):
+        return classifier.embed_iter(
+            paths, tokens=args.tokens, hidden_states=args.hidden_states, progress=progress
+        )
+
+    embeddings = []
+    for result in _with_progress(classifier, files, args.quiet, run):
+        if isinstance(result, Failure):
+            _report_failure(result)
+            failures += 1
+        else:
+            embeddings.append(result)
+    if embeddings:
+        written = save_embeddings(args.output, embeddings)
+        print(f"{len(embeddings)} embeddings -> {', '.join(map(str, written))}")
+    return 1 if failures else 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from ast_jax.checkpoint import load_feature_extractor, load_pretrained, save_pretrained
+
+    try:
+        config, params = load_pretrained(args.source)
+    except (OSError, ValueError, ImportError) as error:
+        print(f"error: cannot read {args.source}: {error}", file=sys.stderr)
+        return 1
+    try:
+        extractor = load_feature_extractor(args.source)
+    except FileNotFoundError:
+        extractor = None
+        print(f"warning: {args.source} has no preprocessor_config.json", file=sys.stderr)
+    save_pretrained(args.output, config, params, feature_extractor=extractor)
+    print(f"{args.source} -> {args.output}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    classifier = _load_classifier(args)
+    config = classifier.config
+    windowing = classifier.windowing
+    frame_seconds = windowing.options.frame_shift / 1000
+    info = {
+        "model": str(args.model),
+        "head": classifier.has_head,
+        "parameters": classifier.num_params,
+        "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_hidden_layers,
+        "num_attention_heads": config.num_attention_heads,
+        "patch_size": config.patch_size,
+        "strides": [config.frequency_stride, config.time_stride],
+        "max_length": config.max_length,
+        "num_mel_bins": config.num_mel_bins,
+        "sampling_rate": classifier.extractor.sampling_rate,
+        "window_seconds": round(windowing.window_frames * frame_seconds, 6),
+        "num_labels": config.num_labels,
+        "problem_type": config.problem_type,
+        "activation": classifier.activation,
+        "labels": list(config.labels),
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            if key == "labels":
+                value = ", ".join(value[:10]) + (", ..." if len(value) > 10 else "")
+            print(f"{key}: {value}")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _add_model_argument(parser: argparse.ArgumentParser) -> None:
+    # The one place to change when a bundled model ships (inference.DEFAULT_MODEL): then MODEL
+    # becomes optional.
+    parser.add_argument("model", help="checkpoint directory (ast-jax or Hugging Face) or hub id")
+
+
+def _add_window_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--window",
+        type=float,
+        help="window length in seconds (default: the model's input, e.g. 10.24 s)",
+    )
+    parser.add_argument(
+        "--hop", type=float, help="seconds between window starts (default: the window)"
+    )
+    parser.add_argument(
+        "--batch-size", type=_positive_int, default=8, help="windows per model call"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ast-jax", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+
+    classify = commands.add_parser(
+        "classify", help="labels and scores of audio files, per clip and per window"
+    )
+    _add_model_argument(classify)
+    classify.add_argument("inputs", nargs="+", type=Path, help="audio files or directories")
+    classify.add_argument(
+        "--top-k", type=_positive_int, default=5, help="labels per clip and window"
+    )
+    _add_window_arguments(classify)
+    classify.add_argument("--aggregate", choices=AGGREGATES, default="mean")
+    classify.add_argument(
+        "--activation",
+        choices=ACTIVATIONS,
+        help="score function (default: sigmoid for multi-label models, softmax otherwise)",
+    )
+    classify.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    classify.add_argument("--per-window", action="store_true", help="also print window scores")
+    classify.add_argument(
+        "--timeline", type=Path, metavar="DIR", help="draw top labels over time to DIR/<name>.png"
+    )
+    classify.set_defaults(run=_classify)
+
+    embed = commands.add_parser("embed", help="pooled (and token, layer) embeddings of audio")
+    _add_model_argument(embed)
+    embed.add_argument("inputs", nargs="+", type=Path, help="audio files or directories")
+    embed.add_argument(
+        "-o", "--output", type=Path, required=True, help="output .npy, .npz or .safetensors"
+    )
+    embed.add_argument("--tokens", action="store_true", help="also save last hidden states")
+    embed.add_argument(
+        "--hidden-states", action="store_true", help="also save every layer's hidden states"
+    )
+    _add_window_arguments(embed)
+    embed.set_defaults(run=_embed)
+
     features = commands.add_parser(
         "features", help="AST input features (Kaldi fbank, padded, normalised) of audio files"
     )
@@ -79,13 +383,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     features.add_argument("--png", action="store_true", help="also draw each spectrogram to a PNG")
     features.set_defaults(run=_features)
+
+    convert = commands.add_parser(
+        "convert", help="Hugging Face checkpoint (directory or hub id) -> ast-jax directory"
+    )
+    convert.add_argument("source", help="Hugging Face directory or hub id")
+    convert.add_argument("output", type=Path, help="ast-jax checkpoint directory to write")
+    convert.set_defaults(run=_convert)
+
+    info = commands.add_parser("info", help="a model's configuration, size and labels")
+    _add_model_argument(info)
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(run=_info, batch_size=1, window=None, hop=None)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = _parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except _CommandError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

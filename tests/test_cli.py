@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
+import pytest
+import soundfile
+from tiny_checkpoint import CONFIG, EXTRACTOR, RATE, save_tiny, tiny_params, tone
 
-from ast_jax import FeatureExtractor
+from ast_jax import AudioClassifier, FeatureExtractor, export_hf, load_pretrained
 from ast_jax.audio import load_audio
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "audio" / "yes.wav"
@@ -42,3 +49,141 @@ def test_features_reports_bad_files_and_continues(tmp_path):
 def test_usage_errors_exit_2():
     assert _cli("features").returncode == 2
     assert _cli("no-such-command").returncode == 2
+
+
+# The CLI prints scores rounded to 6 decimals.
+PRINTED_ATOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return save_tiny(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory):
+    """A folder with a 1 s clip and a 40 s recording (32 windows: enough for a progress bar)."""
+    folder = tmp_path_factory.mktemp("audio")
+    soundfile.write(folder / "short.wav", tone(440.0, 1.0), RATE)
+    long = np.concatenate([tone(440.0, 20.0), tone(2500.0, 20.0)])
+    soundfile.write(folder / "long.flac", long, RATE, subtype="PCM_24")
+    return folder
+
+
+def test_classify_json_matches_the_api_and_draws_timelines(model, audio, tmp_path):
+    result = _cli(
+        "classify", str(model), str(audio), "--format", "json", "--per-window", "--top-k", "2",
+        "--timeline", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    files = sorted(audio.iterdir())
+    expected = AudioClassifier.from_pretrained(model).classify(files)
+    assert [entry["file"] for entry in printed] == [str(path) for path in files]
+    for entry, clip in zip(printed, expected, strict=True):
+        assert entry["duration"] == clip.duration
+        assert entry["windows"] == len(clip.window_times)
+        assert [top["label"] for top in entry["top"]] == [label for label, _ in clip.top_k(2)]
+        np.testing.assert_allclose(
+            [top["score"] for top in entry["top"]], [s for _, s in clip.top_k(2)], atol=PRINTED_ATOL
+        )
+        starts = [window["start"] for window in entry["per_window"]]
+        np.testing.assert_allclose(starts, clip.window_times[:, 0], atol=1e-3)
+    assert printed[0]["windows"] == 32  # long.flac: 40 s in 1.28 s windows
+    assert "33/33" in result.stderr  # tqdm's bar on stderr, counting the windows of both files
+    for name in ("long.png", "short.png"):
+        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
+
+
+def test_classify_csv_and_table(model, audio):
+    short = str(audio / "short.wav")
+    result = _cli("classify", str(model), short, "--format", "csv", "--top-k", "3", "--per-window")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    ranks = [("clip", "1"), ("clip", "2"), ("clip", "3")]
+    ranks += [("window", "1"), ("window", "2"), ("window", "3")]
+    assert [(row["scope"], row["rank"]) for row in rows] == ranks
+    assert {row["label"] for row in rows} <= set(CONFIG.labels)
+    table = _cli("classify", str(model), short, "--top-k", "1")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.startswith(f"{short}  (1.00 s, 1 windows)")
+    assert table.stderr == ""  # one window: no progress bar
+
+
+def test_classify_reports_every_bad_input_and_goes_on(model, audio, tmp_path):
+    (tmp_path / "no_audio").mkdir()
+    (tmp_path / "no_audio" / "readme.txt").write_text("not audio")
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF0000WAVEfmt garbage")
+    soundfile.write(tmp_path / "empty.wav", np.zeros(0, np.float32), RATE)
+    (tmp_path / "notes.ogg").write_text("text with an audio name")
+    bad = ["missing.wav", "no_audio", "corrupt.wav", "empty.wav", "notes.ogg"]
+    args = [str(tmp_path / name) for name in bad]
+    result = _cli("classify", str(model), *args, str(audio / "short.wav"), "--format", "json")
+    assert result.returncode == 1
+    assert [entry["file"] for entry in json.loads(result.stdout)] == [str(audio / "short.wav")]
+    errors = result.stderr.splitlines()
+    assert len(errors) == len(bad)
+    for fragment in (
+        "not found",
+        "no audio files in directory",
+        "cannot decode",
+        "no audio samples",
+    ):
+        assert any(fragment in line for line in errors), (fragment, errors)
+    assert all(line.startswith("error: ") for line in errors)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("classify", "{tmp}/no-model", "{audio}"), "cannot load model"),
+        (("classify", "{model}", "{audio}", "--window", "5"), "longer than the model's input"),
+        (("classify", "{model}", "{audio}", "--top-k", "0"), "expected an integer >= 1"),
+        (("embed", "{model}", "{audio}", "-o", "{tmp}/e.csv"), "-o must end in one of"),
+        (("info", "{tmp}"), "cannot load model"),
+    ],
+)
+def test_command_errors_exit_2(model, audio, tmp_path, args, message):
+    paths = {"model": model, "audio": audio / "short.wav", "tmp": tmp_path}
+    result = _cli(*(arg.format(**paths) for arg in args))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_embed_writes_embeddings_with_the_file_list(model, audio, tmp_path):
+    out = tmp_path / "embeddings.npz"
+    result = _cli("embed", str(model), str(audio), "-o", str(out), "--tokens", "-q")
+    assert result.returncode == 0, result.stderr
+    expected = AudioClassifier.from_pretrained(model).embed(sorted(audio.iterdir()), tokens=True)
+    with np.load(out) as archive:
+        assert list(archive["files"]) == [embedding.source for embedding in expected]
+        np.testing.assert_allclose(
+            archive["pooled"], np.stack([e.pooled for e in expected]), atol=PRINTED_ATOL
+        )
+        assert archive["last_hidden_state/0"].shape == (32, CONFIG.seq_len, CONFIG.hidden_size)
+    assert result.stderr == ""  # -q: no progress bar
+
+
+def test_convert_then_info(model, tmp_path):
+    hf = export_hf(tmp_path / "hf", CONFIG, tiny_params())
+    EXTRACTOR.save_pretrained(hf)
+    result = _cli("convert", str(hf), str(tmp_path / "converted"))
+    assert result.returncode == 0, result.stderr
+    config, params = load_pretrained(tmp_path / "converted")
+    _, expected = load_pretrained(model)
+    assert config == CONFIG
+    np.testing.assert_array_equal(
+        params["classifier"]["dense"]["kernel"], expected["classifier"]["dense"]["kernel"]
+    )
+    assert FeatureExtractor.from_pretrained(tmp_path / "converted") == EXTRACTOR
+    info = _cli("info", str(tmp_path / "converted"), "--json")
+    assert info.returncode == 0, info.stderr
+    described = json.loads(info.stdout)
+    assert described["labels"] == list(CONFIG.labels)
+    assert described["activation"] == "softmax"
+    assert described["window_seconds"] == 1.28
+    assert described["parameters"] == sum(np.size(x) for x in jax.tree.leaves(expected))
+    missing = _cli("convert", str(tmp_path / "nothing-here"), str(tmp_path / "out"))
+    assert missing.returncode == 1
+    assert "cannot read" in missing.stderr
