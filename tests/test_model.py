@@ -10,9 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 from hf_models import features, hf_model, hf_outputs, save_hf
 
 from ast_jax import ASTConfig, ASTForAudioClassification, ASTModel, load_pretrained
+from ast_jax.layers import activation, layer_norm
 from ast_jax.model import build_model
 
 # HF's own bar, atol = rtol = 1e-4 (AST_SPEC §6.3, §8.15). float32 in a different op order differs
@@ -230,3 +232,46 @@ def test_param_tree_names_and_dtypes(tiny_params):
         jax.random.key(0), features(TINY, batch=1)
     )["params"]
     assert {leaf.dtype for leaf in jax.tree.leaves(bf16_params)} == {jnp.dtype(jnp.float32)}
+
+
+# ---- parity traps, unit level -------------------------------------------------------------------
+
+# float32 elementwise functions agree with torch to a few ulps.
+UNIT_TOL = 1e-6
+
+
+@pytest.mark.parametrize(
+    ("name", "reference"),
+    [
+        ("gelu", torch.nn.functional.gelu),  # exact erf form (JAX's default is the tanh one)
+        ("gelu_new", lambda t: torch.nn.functional.gelu(t, approximate="tanh")),
+        ("relu", torch.relu),
+        ("selu", torch.selu),
+    ],
+)
+def test_activations_match_torch(name, reference):
+    x = np.linspace(-6, 6, 10_001, dtype=np.float32)
+    expected = reference(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(activation(name)(x), expected, atol=UNIT_TOL, rtol=UNIT_TOL)
+
+
+# Rows with mean/std = 1000: the one-pass E[x^2] - E[x]^2 loses everything (error ~0.3), the
+# two-pass variance stays at the input's own quantisation (ulp(1e3) / std ~ 1e-4). Rows with
+# std 1e-5: variance 1e-10 is swamped by Flax's default eps 1e-6 but not by HF's 1e-12.
+LAYER_NORM_TOL = 1e-3
+
+
+@pytest.mark.parametrize(("offset", "spread"), [(1e3, 1.0), (0.0, 1e-5)])
+def test_layer_norm_matches_torch(offset, spread):
+    rng = np.random.default_rng(0)
+    x = (offset + spread * rng.standard_normal((4, 64))).astype(np.float32)
+    scale, bias = (
+        rng.standard_normal(64).astype(np.float32),
+        rng.standard_normal(64).astype(np.float32),
+    )
+    norm = layer_norm(TINY, "ln")
+    ours = norm.apply({"params": {"scale": scale, "bias": bias}}, x)
+    expected = torch.nn.functional.layer_norm(
+        torch.from_numpy(x), (64,), torch.from_numpy(scale), torch.from_numpy(bias), eps=1e-12
+    ).numpy()
+    np.testing.assert_allclose(ours, expected, atol=LAYER_NORM_TOL, rtol=LAYER_NORM_TOL)
