@@ -33,10 +33,12 @@ __all__ = [
     "PRESETS",
     "FbankOptions",
     "FeatureExtractor",
+    "extend_signal",
     "fbank",
     "fbank_batch",
     "mel_banks",
     "num_frames",
+    "window_function",
 ]
 
 WindowType = Literal["hamming", "hanning", "povey", "rectangular", "blackman"]
@@ -217,6 +219,11 @@ def _window(window_type: str, window_size: int, blackman_coeff: float) -> NDArra
     return window
 
 
+def window_function(options: FbankOptions) -> NDArray[np.float32]:
+    """The analysis window ``(L,)`` float32 of ``options`` (cached, read-only)."""
+    return _window(options.window_type, options.window_size, options.blackman_coeff)
+
+
 def _mel(freq: ArrayLike) -> NDArray:
     """Kaldi mel scale, natural log: ``1127 ln(1 + f/700)``; ``log(1 + x)``, not ``log1p``, as
     torchaudio rounds ``1 + x`` first in float32."""
@@ -311,8 +318,9 @@ def _bank_key(options: FbankOptions) -> FbankOptions:
 _BLOCK_FRAMES = 256  # ~1 MB of float64 work buffers per block
 
 
-def _extend(signals: NDArray, options: FbankOptions) -> NDArray:
-    """``(..., S)`` -> ``(..., S')``: the signal framing reads (AST_SPEC §1.3)."""
+def extend_signal(signals: Any, options: FbankOptions, xp: Any = np) -> Any:
+    """``(..., S)`` -> ``(..., S')``: the signal framing reads (AST_SPEC §1.3); identity with
+    ``snip_edges``. ``xp`` is the array module (``numpy`` or ``jax.numpy``)."""
     if options.snip_edges:
         return signals
     # Symmetric reflection (the edge sample repeats). Left: the first `pad` samples reversed, or
@@ -321,7 +329,7 @@ def _extend(signals: NDArray, options: FbankOptions) -> NDArray:
     reversed_signals = signals[..., ::-1]
     left = reversed_signals[..., signals.shape[-1] - pad :] if pad > 0 else signals[..., :0]
     body = signals if pad >= 0 else signals[..., -pad:]
-    return np.concatenate([left, body, reversed_signals], axis=-1)
+    return xp.concatenate([left, body, reversed_signals], axis=-1)
 
 
 def _frame_starts(offsets: NDArray, counts: NDArray, shift: int) -> NDArray[np.intp]:
@@ -405,7 +413,7 @@ def _block_spectrum(
         if options.remove_dc_offset:
             frames = frames - means[:, None]
         energy_out[...] = _log_energy(frames, options.energy_floor)
-    x *= _window(options.window_type, size, options.blackman_coeff)
+    x *= window_function(options)
     if options.use_energy and not options.raw_energy:
         energy_out[...] = _log_energy(x, options.energy_floor)  # padding zeros add nothing
     # SciPy's FFT: several times faster than numpy.fft on these short rows.
@@ -631,7 +639,7 @@ def _fbank_equal_lengths(
         raise ValueError(f"{name} must be a (B, S) batch, got shape {batch.shape}")
     _check_length(batch.shape[-1], options, f"each clip in {name}")
     count = 0 if _too_short(batch.shape[-1], options) else num_frames(batch.shape[-1], options)
-    extended = np.ascontiguousarray(_extend(batch, options), dtype=np.float64)  # (B, S')
+    extended = np.ascontiguousarray(extend_signal(batch, options), dtype=np.float64)  # (B, S')
     offsets = np.arange(batch.shape[0]) * extended.shape[-1]
     counts = np.full(batch.shape[0], count)
     starts = _frame_starts(offsets, counts, options.window_shift)  # (B*T,)
@@ -653,7 +661,7 @@ def _fbank_ragged(
         if clip.ndim != 1:
             raise ValueError(f"{name}[{i}] must be 1-D, got shape {clip.shape}")
         _check_length(clip.shape[0], options, f"{name}[{i}]")
-    extended = [_extend(clip, options) for clip in clips]
+    extended = [extend_signal(clip, options) for clip in clips]
     lengths = np.array([clip.shape[0] for clip in extended])  # (B,)
     counts = np.array(
         [

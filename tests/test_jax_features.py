@@ -1,0 +1,116 @@
+"""The JAX fbank/extractor against the NumPy reference implementation (itself tested against
+torchaudio), under jit and vmap."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from test_features import FIXTURES, _assert_close_in_resolvable_range, _wave
+
+from ast_jax import ASTConfig, ASTForAudioClassification, FeatureExtractor, fbank, fbank_batch
+from ast_jax.features import FbankOptions
+from ast_jax.jax_features import extract_features, logits_from_waveforms
+from ast_jax.jax_features import fbank as jax_fbank
+
+# Float32 arithmetic throughout (the NumPy path runs its FFT in float64), so the comparison uses the
+# torchaudio rule: 1e-3 in log energy on resolvable bands, energies within 1e-4 of a frame's peak
+# below. The normalised extractor output uses HF's bar, 1e-4, on the same rule.
+LOG_TOL = 1e-3
+EXTRACTOR_TOL = 1e-4
+ENERGY_TOL = 1e-5
+LOGITS_TOL = 1e-4
+
+
+@pytest.mark.parametrize(
+    "options",
+    [json.loads(str(FIXTURES[f"c{i}_kwargs"])) for i in range(9)],
+    ids=[str(FIXTURES[f"c{i}_name"]).split("/")[1] for i in range(9)],
+)
+def test_jax_fbank_matches_numpy(options):
+    wave = _wave("yes")
+    ours = np.asarray(jax.jit(jax_fbank, static_argnums=1)(wave, FbankOptions(**options)))
+    reference = fbank(wave, **options)
+    assert ours.shape == reference.shape and ours.dtype == np.float32
+    mel = slice(None)
+    if options.get("use_energy"):
+        energy = -1 if options.get("htk_compat") else 0
+        np.testing.assert_allclose(ours[:, energy], reference[:, energy], atol=ENERGY_TOL)
+        mel = slice(0, -1) if options.get("htk_compat") else slice(1, None)
+    log_domain = options.get("use_log_fbank", True)
+    _assert_close_in_resolvable_range(ours[:, mel], reference[:, mel], log_domain, LOG_TOL)
+
+
+def test_jax_fbank_batches_with_leading_axes_and_vmap():
+    rng = np.random.default_rng(0)
+    batch = (0.2 * rng.standard_normal((2, 3, 4000))).astype(np.float32)
+    options = FbankOptions(window_type="hanning", num_mel_bins=64, subtract_mean=True)
+    leading = np.asarray(jax_fbank(batch, options))  # (2, 3, T, F)
+    mapped = np.asarray(jax.vmap(jax.vmap(lambda x: jax_fbank(x, options)))(batch))
+    np.testing.assert_allclose(leading, mapped, atol=1e-6)
+    reference = fbank_batch(
+        batch.reshape(6, -1), window_type="hanning", num_mel_bins=64, subtract_mean=True
+    )
+    for ours, expected in zip(leading.reshape(reference.shape), reference, strict=True):
+        _assert_close_in_resolvable_range(ours, expected, True, LOG_TOL)
+
+
+@pytest.mark.parametrize("preset", ["audioset", "speech_commands"])
+def test_jax_extractor_matches_numpy_extractor(preset):
+    extractor = FeatureExtractor.from_preset(preset)
+    rng = np.random.default_rng(1)
+    t = np.arange(3 * 16000) / 16000
+    clips = np.stack([0.4 * np.sin(2 * np.pi * 440 * t), 0.1 * rng.standard_normal(t.size)]).astype(
+        np.float32
+    )
+    ours = np.asarray(jax.jit(extract_features, static_argnums=1)(clips, extractor))
+    output = extractor(clips, sampling_rate=16000, return_num_frames=True)
+    reference, counts = output["input_values"], output["num_frames"]
+    assert ours.shape == reference.shape
+    scale, shift = 2 * extractor.std, extractor.mean / (2 * extractor.std)
+    for i, count in enumerate(counts):
+        np.testing.assert_allclose(ours[i, count:], reference[i, count:], atol=1e-7)
+        _assert_close_in_resolvable_range(
+            ours[i, :count] + shift, reference[i, :count] + shift, True, EXTRACTOR_TOL, scale
+        )
+
+
+def test_jax_fbank_dither_needs_a_key_and_is_reproducible():
+    options = FbankOptions(dither=1.0)
+    silence = jnp.zeros(4000)
+    with pytest.raises(ValueError, match="PRNG key"):
+        jax_fbank(silence, options)
+    first = jax_fbank(silence, options, key=jax.random.key(0))
+    np.testing.assert_array_equal(first, jax_fbank(silence, options, key=jax.random.key(0)))
+    assert float(jnp.abs(first - jax_fbank(silence, options, key=jax.random.key(1))).max()) > 0.1
+
+
+def test_jax_fbank_rejects_short_input():
+    with pytest.raises(ValueError, match="fewer than one window"):
+        jax_fbank(jnp.zeros(300), FbankOptions())
+
+
+def test_logits_from_waveforms_equals_extractor_then_model():
+    config = ASTConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_length=128,
+    )
+    extractor = FeatureExtractor.from_preset("speech_commands")
+    model = ASTForAudioClassification(config)
+    params = model.init(jax.random.key(0), jnp.zeros((1, 128, 128)))["params"]
+    rng = np.random.default_rng(2)
+    waveforms = (0.2 * rng.standard_normal((3, 16000))).astype(np.float32)
+    run = jax.jit(logits_from_waveforms, static_argnames=("config", "extractor"))
+    ours = np.asarray(run(params, waveforms, config=config, extractor=extractor))
+    features = extractor(waveforms, sampling_rate=16000)["input_values"]
+    reference = np.asarray(model.apply({"params": params}, features).logits)
+    # Features agree to ~1e-5 on these noise clips; a 2-layer random model keeps that order.
+    np.testing.assert_allclose(ours, reference, atol=LOGITS_TOL, rtol=0)
+    with pytest.raises(ValueError, match="model takes"):
+        logits_from_waveforms(params, waveforms, config, FeatureExtractor())
