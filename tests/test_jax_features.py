@@ -22,7 +22,7 @@ from ast_jax.jax_features import fbank as jax_fbank
 LOG_TOL = 1e-3
 EXTRACTOR_TOL = 1e-4
 ENERGY_TOL = 1e-5
-LOGITS_TOL = 1e-4
+LOGITS_TOL = 2e-4
 
 
 @pytest.mark.parametrize(
@@ -100,6 +100,7 @@ def test_logits_from_waveforms_equals_extractor_then_model():
         num_attention_heads=4,
         intermediate_size=37,
         max_length=128,
+        initializer_range=0.5,  # logits of order 1-10, so feature errors show
     )
     extractor = FeatureExtractor.from_preset("speech_commands")
     model = ASTForAudioClassification(config)
@@ -110,7 +111,7 @@ def test_logits_from_waveforms_equals_extractor_then_model():
     ours = np.asarray(run(params, waveforms, config=config, extractor=extractor))
     features = extractor(waveforms, sampling_rate=16000)["input_values"]
     reference = np.asarray(model.apply({"params": params}, features).logits)
-    # Features agree to ~1e-5 on these noise clips; a 2-layer random model keeps that order.
+    # Features agree to ~1.5e-5 here (float32 FFT); logits of scale ~5 move by ~3e-5.
     np.testing.assert_allclose(ours, reference, atol=LOGITS_TOL, rtol=0)
     with pytest.raises(ValueError, match="model takes"):
         logits_from_waveforms(params, waveforms, config, FeatureExtractor())
