@@ -116,8 +116,9 @@ def stream_audio(
     """Yield a file as consecutive mono float32 blocks ``(S_i,)`` at ``sampling_rate`` Hz.
 
     Decoding, downmixing and scaling are those of `load_audio`, and the blocks concatenate to its
-    result (soxr's streaming resampler runs the same filter as its one-shot call). Only one block is held at a time. The header is checked before the first block, so
-    a missing, unreadable or empty file raises on the first ``next()``.
+    result (soxr's streaming resampler runs the same filter as its one-shot call). Only one block
+    is held at a time. The header is checked before the first block, so a missing, unreadable or
+    empty file raises on the first ``next()``.
 
     Args:
       path: audio file.

@@ -13,7 +13,7 @@ import argparse
 import csv
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +35,6 @@ from ast_jax.inference import (
 
 __all__ = ["main"]
 
-# Inputs are errors of one file: reported, counted, and the other files go on.
-_INPUT_ERRORS = (OSError, ValueError, TypeError)
 # Fewer windows than this finish in a blink; a progress bar would only add noise.
 _PROGRESS_MIN_WINDOWS = 32
 # Labels drawn in a timeline.
@@ -109,7 +107,7 @@ def _expand(paths: Sequence[Path]) -> tuple[list[Path], int]:
     return files, failures
 
 
-def _load_classifier(args: argparse.Namespace, **options) -> AudioClassifier:
+def _load_classifier(args: argparse.Namespace, **options: str | None) -> AudioClassifier:
     """The classifier of ``args.model`` with the window options; failures exit with code 2."""
     try:
         checkpoint = load_model(resolve_model(args.model))
@@ -124,7 +122,10 @@ def _load_classifier(args: argparse.Namespace, **options) -> AudioClassifier:
 
 
 def _with_progress(
-    classifier: AudioClassifier, files: Sequence[Path], quiet: bool, run
+    classifier: AudioClassifier,
+    files: Sequence[Path],
+    quiet: bool,
+    run: Callable[..., Iterator[Classification | Embedding | Failure]],
 ) -> Iterator[Classification | Embedding | Failure]:
     """Runs ``run(files, progress=...)`` under a tqdm bar (on stderr) counting windows."""
     from tqdm import tqdm

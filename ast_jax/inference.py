@@ -36,7 +36,7 @@ from ast_jax.audio import audio_info, stream_audio
 from ast_jax.checkpoint import load_feature_extractor, load_pretrained
 from ast_jax.config import ASTConfig
 from ast_jax.features import FeatureExtractor, num_frames
-from ast_jax.model import ASTForAudioClassification, ASTModel
+from ast_jax.model import ASTForAudioClassification, ASTModel, check_params
 from ast_jax.sharding import batch_sharding, data_mesh, padded_batch_size, replicate
 from ast_jax.windows import Windowing, sliding_windows
 
@@ -300,8 +300,11 @@ class AudioClassifier:
           mesh: devices to shard batches over; None for all local devices (`data_mesh`).
 
         Raises:
-          ValueError: an invalid option, or an extractor that does not fit the model.
+          ValueError: an invalid option, params that do not match ``config``, or an extractor
+            that does not fit the model.
         """
+        has_head = "classifier" in params
+        check_params(params, config, with_head=has_head)
         extractor = feature_extractor or FeatureExtractor(
             num_mel_bins=config.num_mel_bins, max_length=config.max_length
         )
@@ -323,7 +326,7 @@ class AudioClassifier:
         self.aggregate: Aggregate = aggregate
         self.mesh = mesh or data_mesh()
         self.batch_size = padded_batch_size(batch_size, self.mesh)
-        self.has_head = "classifier" in params
+        self.has_head = has_head
         self.num_params = sum(np.size(leaf) for leaf in jax.tree.leaves(params))
         self._params = replicate(params, self.mesh)
         self._steps: dict[tuple, Callable] = {}

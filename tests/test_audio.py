@@ -55,8 +55,8 @@ def test_bad_files_raise_clear_errors(tmp_path):
         load_audio(empty)
 
 
-# soxr's streaming resampler runs the same filter as its one-shot call; the results are bit-identical
-# with the installed soxr, and the tolerance leaves room for a different internal block split.
+# soxr's streaming resampler runs the same filter as its one-shot call: bit-identical results with
+# the installed soxr; the tolerance leaves room for a different internal block split.
 STREAM_RESAMPLE_ATOL = 1e-6
 
 
