@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""`classify` throughput on a folder of 10-s clips: a tiny and a full-size randomly initialised AST.
+
+What is timed is `AudioClassifier.classify` over the folder's files, the path `ast-jax classify`
+runs: decode, window, featurise, jitted model in fixed-size batches (one batch in flight while the
+next is featurised), activation, aggregation. Compile time (the first call, one clip) is reported
+apart from the steady state (median of `--repeats` passes over the folder after that first call).
+Both models take 1024-frame (10.24 s) inputs, so each clip is one window.
+
+    .venv/bin/python benchmarks/bench_classify.py [--clips 32] [--repeats 3] [--models tiny full]
+
+Prints one JSON line per model and a table; `--output FILE` also appends the JSON lines to FILE.
+The load average is printed with the results: on a shared machine, numbers move with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import soundfile
+
+from ast_jax import (
+    ASTConfig,
+    ASTForAudioClassification,
+    AudioClassifier,
+    FeatureExtractor,
+    save_pretrained,
+)
+
+SAMPLING_RATE = 16000
+CLIP_SECONDS = 10.0
+AUDIOSET = ASTConfig.from_preset("MIT/ast-finetuned-audioset-10-10-0.4593")  # 768 wide, 12 layers
+MODELS = {
+    "tiny": dataclasses.replace(
+        AUDIOSET, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64
+    ),
+    "full": AUDIOSET,
+}
+
+
+def _write_clips(folder: Path, count: int) -> list[Path]:
+    """``count`` 10-s 16-bit WAVs: a wobbling tone plus noise, different per clip."""
+    t = np.arange(int(CLIP_SECONDS * SAMPLING_RATE)) / SAMPLING_RATE
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        tone = np.sin(2 * np.pi * (200 + 50 * i) * t * (1 + 0.3 * np.sin(np.pi * t)))
+        clip = 0.3 * tone + 0.05 * rng.standard_normal(t.size)
+        paths.append(folder / f"clip_{i:03d}.wav")
+        soundfile.write(paths[-1], clip.astype(np.float32), SAMPLING_RATE, subtype="PCM_16")
+    return paths
+
+
+def _checkpoint(name: str, folder: Path) -> Path:
+    config = MODELS[name]
+    dummy = np.zeros((1, config.max_length, config.num_mel_bins), np.float32)
+    params = jax.jit(ASTForAudioClassification(config).init)(jax.random.key(0), dummy)["params"]
+    return save_pretrained(folder / name, config, params, feature_extractor=FeatureExtractor())
+
+
+def _bench(name: str, checkpoint: Path, clips: list[Path], repeats: int, batch_size: int) -> dict:
+    start = time.perf_counter()
+    classifier = AudioClassifier.from_pretrained(checkpoint, batch_size=batch_size)
+    classifier.classify(clips[:1])
+    first_call = time.perf_counter() - start
+    passes = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        classifier.classify(clips)
+        passes.append(time.perf_counter() - start)
+    seconds = statistics.median(passes)
+    config = classifier.config
+    return {
+        "benchmark": "classify",
+        "model": name,
+        "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_hidden_layers,
+        "parameters": classifier.num_params,
+        "clips": len(clips),
+        "clip_seconds": CLIP_SECONDS,
+        "batch_size": classifier.batch_size,
+        "load_and_compile_s": round(first_call, 3),
+        "median_pass_s": round(seconds, 3),
+        "clips_per_s": round(len(clips) / seconds, 3),
+        "audio_seconds_per_s": round(len(clips) * CLIP_SECONDS / seconds, 2),
+        "device": str(jax.devices()[0].device_kind),
+        "devices": jax.device_count(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "jax": jax.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=32, help="10-s clips in the folder")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes over the folder")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["tiny", "full"])
+    parser.add_argument("--output", type=Path, help="also append the JSON lines to this file")
+    args = parser.parse_args()
+
+    rows = []
+    with tempfile.TemporaryDirectory() as temp:
+        clips = _write_clips(Path(temp), args.clips)
+        for name in args.models:
+            checkpoint = _checkpoint(name, Path(temp))
+            rows.append(_bench(name, checkpoint, clips, args.repeats, args.batch_size))
+            print(json.dumps(rows[-1]), flush=True)
+            if args.output is not None:
+                with open(args.output, "a", encoding="utf-8") as file:
+                    file.write(json.dumps(rows[-1]) + "\n")
+    print(f"\n{'model':<6} {'params':>11} {'compile s':>10} {'clips/s':>9} {'x realtime':>11} load")
+    for row in rows:
+        print(
+            f"{row['model']:<6} {row['parameters']:>11,} {row['load_and_compile_s']:>10.2f} "
+            f"{row['clips_per_s']:>9.2f} {row['audio_seconds_per_s'] / 1:>11.1f} "
+            f"{row['load_average_1min']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
