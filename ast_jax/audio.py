@@ -95,15 +95,11 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = 16000) -> NDArray[n
       FileNotFoundError: ``path`` does not exist.
       ValueError: the file cannot be decoded, or holds no samples.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"audio file not found: {path}")
+    info = audio_info(path)
     try:
-        data, rate = soundfile.read(path, dtype="float32", always_2d=True)  # (S, C)
+        data, rate = soundfile.read(info.path, dtype="float32", always_2d=True)  # (S, C)
     except _DECODE_ERRORS as error:
-        raise ValueError(f"cannot decode {path} as audio: {error}") from error
-    if data.size == 0:
-        raise ValueError(f"{path} holds no audio samples")
+        raise ValueError(f"cannot decode {info.path} as audio: {error}") from error
     mono = data.mean(axis=1, dtype=np.float32)  # (S,)
     if rate != sampling_rate:
         mono = soxr.resample(mono, rate, sampling_rate, quality="VHQ").astype(np.float32)
