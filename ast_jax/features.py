@@ -293,6 +293,45 @@ def mel_banks(**options: Any) -> NDArray[np.float32]:
     return _mel_banks_cached(_bank_key(FbankOptions(**options)))
 
 
+# A mel band covers a few FFT bins and its neighbours the next few, so the (T, K) x (K, M) product
+# is split into groups of consecutive bands, each multiplied with only the bins it covers: an
+# eighth of the full product's work at 128 bands.
+_MEL_GROUPS = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class _MelGroup:
+    bands: slice  # consecutive mel bands
+    bins: slice  # the FFT bins they cover
+    weights: NDArray[np.float32]  # (bins, bands)
+
+
+def _mel_groups(banks: NDArray[np.float32]) -> tuple[_MelGroup, ...]:
+    """Split a ``(M, K)`` mel bank into `_MEL_GROUPS` groups of bands with their bin ranges."""
+    groups = []
+    for bands in np.array_split(np.arange(banks.shape[0]), _MEL_GROUPS):
+        if bands.size == 0:  # fewer bands than groups
+            continue
+        covered = np.flatnonzero(banks[bands].any(axis=0))
+        bins = slice(covered[0], covered[-1] + 1) if covered.size else slice(0, 0)
+        weights = np.ascontiguousarray(banks[bands, bins].T)
+        groups.append(_MelGroup(slice(bands[0], bands[-1] + 1), bins, weights))
+    return tuple(groups)
+
+
+@functools.lru_cache(maxsize=32)
+def _mel_groups_cached(options: FbankOptions) -> tuple[_MelGroup, ...]:
+    return _mel_groups(_mel_banks_cached(options))
+
+
+def _mel_product(spectrum: NDArray[np.float32], groups: tuple[_MelGroup, ...]) -> NDArray:
+    """``(N, K)`` spectrum times the grouped mel bank -> ``(N, M)`` float32."""
+    mel = np.zeros((spectrum.shape[0], groups[-1].bands.stop), np.float32)
+    for group in groups:
+        mel[:, group.bands] = spectrum[:, group.bins] @ group.weights
+    return mel
+
+
 def _bank_key(options: FbankOptions) -> FbankOptions:
     """Options with the fields the mel bank ignores reset, so equal banks share one cache entry."""
     return FbankOptions(
@@ -363,56 +402,46 @@ class _Workspace(threading.local):
 _WORKSPACE = _Workspace()
 
 
-def _preemphasise(frames: NDArray, coefficient: float, out: NDArray) -> NDArray:
-    """Kaldi pre-emphasis along the last axis: ``y[j] = x[j] - c x[j-1]``, ``y[0] = (1 - c) x[0]``
-    (the sample before a frame is taken to be its first sample)."""
-    np.multiply(frames[..., :-1], -coefficient, out=out[..., 1:])
-    out[..., 1:] += frames[..., 1:]
-    np.multiply(frames[..., 0], 1.0 - coefficient, out=out[..., 0])
-    return out
+def _preemphasise(frames: NDArray, coefficient: float, scratch: NDArray) -> None:
+    """In place, per frame: ``y[j] = x[j] - c x[j-1]``, ``y[0] = (1 - c) x[0]`` (the sample before
+    a frame is taken to be its first sample). ``scratch`` is ``(n, L - 1)``."""
+    np.multiply(frames[:, :-1], coefficient, out=scratch)
+    frames[:, 1:] -= scratch
+    frames[:, 0] *= 1.0 - coefficient
 
 
 def _block_spectrum(
-    signal: NDArray,
-    emphasised: NDArray,
+    windows: NDArray,
     starts: NDArray[np.intp],
-    means: NDArray,
     options: FbankOptions,
     rng: np.random.Generator | None,
     spectrum_out: NDArray[np.float32],
     energy_out: NDArray[np.float32],
 ) -> None:
-    """Kaldi per-frame steps (AST_SPEC §1.4) for the frames at ``starts`` (``(n,)``): writes the
-    power (or magnitude) spectrum ``(n, K)`` and, when ``use_energy``, the log-energy ``(n,)``.
+    """Kaldi per-frame steps (AST_SPEC §1.4) for the frames of ``windows`` (``(S', L)``) at
+    ``starts`` (``(n,)``): writes the power (or magnitude) spectrum ``(n, K)`` and, when
+    ``use_energy``, the log-energy ``(n,)``.
 
-    ``signal`` is the flat float64 signal, ``emphasised`` its pre-emphasised copy and ``means``
-    ``(n,)`` the frame means. Pre-emphasis is linear, so for a frame ``x`` with mean ``m``,
-    ``pre(x - m) = pre(x) - (1 - c) m``: frames are cut from the pre-emphasised signal (only their
-    first sample differs from a per-frame pre-emphasis) and the mean is removed afterwards, which
-    saves three passes over every frame. Arithmetic and FFT are float64 (torchaudio: float32), so
-    bins far below a frame's peak are not swamped by rounding; the spectrum is stored in float32.
+    Frame arithmetic and the FFT run in float64 (torchaudio: float32), so bins far below a frame's
+    peak are not swamped by FFT rounding; the spectrum is stored rounded to float32.
     """
-    n, size, c = starts.size, options.window_size, options.preemphasis_coefficient
+    n, size = starts.size, options.window_size
     padded = _WORKSPACE.get("padded", n, options.padded_window_size, np.float64)  # (n, P)
     x = padded[:, :size]  # (n, L)
     padded[:, size:] = 0.0
-    frames = None  # raw frames, only materialised when dithering or for the raw energy
+    frames = windows[starts]  # (n, L), a gathered copy
     if options.dither != 0.0:
-        # Noise is drawn per frame (overlapping samples get different noise), so this path
-        # pre-emphasises each noisy frame directly.
-        frames = _frame_view(signal, size)[starts] + options.dither * rng.standard_normal((n, size))
-        means = frames.mean(axis=-1)
-        _preemphasise(frames, c, out=x)
-    else:
-        x[...] = _frame_view(emphasised, size)[starts]
-        x[:, 0] = (1.0 - c) * signal[starts]
+        # Fresh noise per frame: overlapping samples get different noise in each frame.
+        frames += options.dither * rng.standard_normal((n, size))
     if options.remove_dc_offset:
-        x -= ((1.0 - c) * means)[:, None]
+        np.subtract(frames, frames.mean(axis=-1, keepdims=True), out=x)
+    else:
+        x[...] = frames
     if options.use_energy and options.raw_energy:
-        frames = _frame_view(signal, size)[starts] if frames is None else frames
-        if options.remove_dc_offset:
-            frames = frames - means[:, None]
-        energy_out[...] = _log_energy(frames, options.energy_floor)
+        energy_out[...] = _log_energy(x, options.energy_floor)
+    if options.preemphasis_coefficient != 0.0:
+        scratch = _WORKSPACE.get("scratch", n, size - 1, np.float64)
+        _preemphasise(x, options.preemphasis_coefficient, scratch)
     x *= window_function(options)
     if options.use_energy and not options.raw_energy:
         energy_out[...] = _log_energy(x, options.energy_floor)  # padding zeros add nothing
@@ -422,11 +451,6 @@ def _block_spectrum(
     np.square(spectrum.real, out=power)
     power += np.square(spectrum.imag)
     spectrum_out[...] = power if options.use_power else np.sqrt(power)
-
-
-def _frame_view(signal: NDArray, size: int) -> NDArray:
-    """``(S,)`` -> ``(S - size + 1, size)`` view; row ``i`` is the frame starting at ``i``."""
-    return np.lib.stride_tricks.sliding_window_view(signal, size)
 
 
 @functools.cache
@@ -445,12 +469,7 @@ def _features(
     Spectra are computed block by block on a thread pool; the mel product then runs once over all
     frames, outside the pool, so BLAS's own threads do not compete with the pool's.
     """
-    size = options.window_size
-    emphasised = np.empty_like(signal)  # (S,); sample 0 is never read (frames replace it)
-    _preemphasise(signal, options.preemphasis_coefficient, out=emphasised)
-    # Frame means from a running sum: exact enough in float64 for hours of audio.
-    running = np.concatenate([[0.0], np.cumsum(signal)])  # (S + 1,)
-    means = (running[starts + size] - running[starts]) / size  # (N,)
+    windows = np.lib.stride_tricks.sliding_window_view(signal, options.window_size)  # (S', L)
     spectrum = np.empty((starts.size, options.padded_window_size // 2 + 1), np.float32)  # (N, K)
     energy = np.empty(starts.size if options.use_energy else 0, np.float32)  # (N,)
     blocks = [slice(i, i + _BLOCK_FRAMES) for i in range(0, starts.size, _BLOCK_FRAMES)]
@@ -462,22 +481,13 @@ def _features(
 
     def run(block: slice, block_rng: np.random.Generator | None) -> None:
         energy_block = energy[block] if options.use_energy else energy
-        _block_spectrum(
-            signal,
-            emphasised,
-            starts[block],
-            means[block],
-            options,
-            block_rng,
-            spectrum[block],
-            energy_block,
-        )
+        _block_spectrum(windows, starts[block], options, block_rng, spectrum[block], energy_block)
 
     if len(blocks) == 1:
         run(blocks[0], rngs[0])
     else:
         list(_thread_pool().map(run, blocks, rngs))
-    mel = spectrum @ _mel_banks_cached(_bank_key(options)).T  # (N, M)
+    mel = _mel_product(spectrum, _mel_groups_cached(_bank_key(options)))  # (N, M)
     if options.use_log_fbank:
         np.log(np.maximum(mel, np.float32(EPSILON), out=mel), out=mel)
     if not options.use_energy:

@@ -175,9 +175,8 @@ def test_feature_extractor_equals_transformers_given_its_constructions(
     hf_window = np.hanning(400)  # HF's window_function(400, "hann", periodic=False)
     np.testing.assert_array_equal(hf_window, theirs.window)
     monkeypatch.setattr(features, "_window", lambda *_: hf_window)
-    monkeypatch.setattr(
-        features, "_mel_banks_cached", lambda _: theirs.mel_filters.T.astype(np.float32)
-    )
+    hf_groups = features._mel_groups(theirs.mel_filters.T.astype(np.float32))
+    monkeypatch.setattr(features, "_mel_groups_cached", lambda _: hf_groups)
     clips = list(SIGNALS.values())
     expected = theirs(clips, sampling_rate=16000, return_tensors="np")["input_values"]
     actual = FeatureExtractor()(clips, sampling_rate=16000)["input_values"]
@@ -387,6 +386,27 @@ def test_mel_bank_facts_for_ast_setting():
     assert np.count_nonzero(banks.any(axis=1)) == 127
     silence = fbank(np.zeros(400, np.float32), window_type="hanning", num_mel_bins=128)
     np.testing.assert_allclose(silence, np.log(np.float32(2**-23)), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"num_mel_bins": 4},
+        {"num_mel_bins": 5},
+        {"num_mel_bins": 23},
+        {"num_mel_bins": 128},
+        {"num_mel_bins": 40, "vtln_warp": 0.9},
+        {"num_mel_bins": 64, "low_freq": 300.0, "high_freq": -1000.0},
+    ],
+)
+def test_grouped_mel_product_equals_dense_product(options):
+    banks = features.mel_banks(**options)
+    spectrum = np.random.default_rng(3).random((50, banks.shape[1]), dtype=np.float32)
+    grouped = features._mel_product(spectrum, features._mel_groups(banks))
+    # float32 sums in a different order: a few ulps of the largest band.
+    np.testing.assert_allclose(
+        grouped, spectrum @ banks.T, rtol=1e-6, atol=1e-6 * np.abs(spectrum @ banks.T).max()
+    )
 
 
 def test_frame_counts():
