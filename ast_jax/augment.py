@@ -1,0 +1,148 @@
+"""Training-time augmentation as the original AST recipes apply it (AST_SPEC §3).
+
+Order per example, as the original: (mixup of waveforms, then fbank) -> SpecAugment on the
+*unnormalised* log-mel features, masked values 0.0 in the log domain -> normalise
+``(x - mean) / (2 std)`` -> noise -> circular time shift. Mixup needs waveforms and the fbank, so it
+runs on the host in NumPy (`mixup_waveforms`, `mixup_targets`); the feature-domain steps are pure
+JAX functions of an explicit key, meant to run inside the jitted train step.
+
+Shape legend: B batch, S samples, T frames, F mel bins, C classes.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "MIXUP_ALPHA",
+    "add_noise",
+    "mask_along_axis",
+    "mixup_targets",
+    "mixup_waveforms",
+    "normalize",
+    "roll_time",
+    "spec_augment",
+]
+
+# The original draws the mixing weight from Beta(10, 10): mostly near 0.5, rarely below 0.3.
+MIXUP_ALPHA = 10.0
+
+
+def mask_along_axis(key: jax.Array, x: jax.Array, mask_param: int, axis: int) -> jax.Array:
+    """One mask per example along ``axis`` of ``(B, T, F)``, as torchaudio's ``mask_along_axis``.
+
+    Per example: ``v = U * mask_param``, ``v0 = U' * (size - v)``, frames/bins
+    ``[floor(v0), floor(v0) + floor(v))`` are set to 0.0, so the width is uniform in
+    ``{0, ..., mask_param - 1}``. ``mask_param == 0`` returns ``x`` unchanged.
+
+    Args:
+      key: PRNG key.
+      x: ``(B, T, F)`` features.
+      mask_param: the maximum width plus one (torchaudio's ``freq_mask_param``/``time_mask_param``).
+      axis: 1 (time) or 2 (frequency).
+
+    Returns:
+      ``(B, T, F)``, same dtype.
+
+    Raises:
+      ValueError: ``axis`` not 1 or 2, or ``mask_param`` negative or larger than the axis.
+    """
+    if axis not in (1, 2):
+        raise ValueError(f"axis must be 1 (time) or 2 (frequency), got {axis}")
+    size = x.shape[axis]
+    if not 0 <= mask_param <= size:
+        raise ValueError(
+            f"mask_param must be in [0, {size}] for an axis of {size}, got {mask_param}"
+        )
+    if mask_param == 0:
+        return x
+    width_key, start_key = jax.random.split(key)
+    value = jax.random.uniform(width_key, (x.shape[0],)) * mask_param  # (B,)
+    start = jax.random.uniform(start_key, (x.shape[0],)) * (size - value)  # (B,)
+    first = jnp.floor(start)
+    last = first + jnp.floor(value)  # torchaudio: start.long() + value.long()
+    index = jnp.arange(size)  # (T,) or (F,)
+    masked = (index >= first[:, None]) & (index < last[:, None])  # (B, size)
+    masked = masked[:, :, None] if axis == 1 else masked[:, None, :]
+    return jnp.where(masked, jnp.zeros((), x.dtype), x)
+
+
+def spec_augment(key: jax.Array, x: jax.Array, freqm: int, timem: int) -> jax.Array:
+    """SpecAugment as the original: one frequency mask, then one time mask, per example.
+
+    Apply to log-mel features *before* normalisation (masked values are 0.0 in the log domain).
+
+    Args:
+      key: PRNG key.
+      x: ``(B, T, F)`` unnormalised log-mel features.
+      freqm: frequency mask parameter (width in ``{0..freqm-1}`` bins); 0 skips.
+      timem: time mask parameter (width in ``{0..timem-1}`` frames); 0 skips.
+
+    Returns:
+      ``(B, T, F)``.
+    """
+    freq_key, time_key = jax.random.split(key)
+    x = mask_along_axis(freq_key, x, freqm, axis=2)
+    return mask_along_axis(time_key, x, timem, axis=1)
+
+
+def normalize(x: jax.Array, mean: float, std: float) -> jax.Array:
+    """AST's normalisation ``(x - mean) / (2 std)`` (it targets a std of 0.5)."""
+    return (x - mean) / (2.0 * std)
+
+
+def add_noise(key: jax.Array, x: jax.Array, scale: float = 0.1) -> jax.Array:
+    """The Speech Commands recipe's noise: ``x + U[0,1)^(T x F) * u * scale``, ``u ~ U[0,1)`` per
+    example (the original: ``scale = 1/10``), on normalised features ``(B, T, F)``."""
+    level_key, noise_key = jax.random.split(key)
+    level = jax.random.uniform(level_key, (x.shape[0], 1, 1)) * scale  # (B, 1, 1)
+    return x + jax.random.uniform(noise_key, x.shape, x.dtype) * level
+
+
+def roll_time(key: jax.Array, x: jax.Array, max_shift: int = 10) -> jax.Array:
+    """Circular shift along time by an integer in ``[-max_shift, max_shift - 1]`` per example, as
+    the original's ``torch.roll(fbank, randint(-10, 10), 0)``; ``(B, T, F)`` -> ``(B, T, F)``."""
+    if max_shift == 0:
+        return x
+    shift = jax.random.randint(key, (x.shape[0], 1), -max_shift, max_shift)  # (B, 1)
+    source = (jnp.arange(x.shape[1]) - shift) % x.shape[1]  # (B, T): roll moves frame t to t+shift
+    return jnp.take_along_axis(x, source[:, :, None], axis=1)
+
+
+def mixup_waveforms(
+    rng: np.random.Generator,
+    first: NDArray[np.floating],
+    second: NDArray[np.floating],
+    alpha: float = MIXUP_ALPHA,
+) -> tuple[NDArray[np.float32], float]:
+    """Mix two clips as the original: remove each clip's mean, make ``second`` the length of
+    ``first`` (zero-pad or cut), ``lam ~ Beta(alpha, alpha)``, mix ``lam*first + (1-lam)*second``
+    and remove the mixture's mean.
+
+    Args:
+      rng: NumPy generator (host-side augmentation).
+      first: ``(S1,)`` waveform.
+      second: ``(S2,)`` waveform (the randomly chosen partner).
+      alpha: Beta parameter.
+
+    Returns:
+      The mixture ``(S1,)`` float32 and ``lam`` (the weight of ``first``).
+    """
+    first = first - first.mean()
+    second = second - second.mean()
+    partner = np.zeros_like(first)
+    partner[: min(first.size, second.size)] = second[: first.size]
+    lam = float(rng.beta(alpha, alpha))
+    mixed = lam * first + (1.0 - lam) * partner
+    return (mixed - mixed.mean()).astype(np.float32), lam
+
+
+def mixup_targets(
+    first: NDArray[np.floating], second: NDArray[np.floating], lam: float
+) -> NDArray[np.float32]:
+    """The original's label arithmetic: ``+lam`` at the first clip's classes and ``+(1-lam)`` at
+    the second's, added, so a class both clips carry gets 1. ``(C,)`` multi-hot targets in."""
+    return (lam * first + (1.0 - lam) * second).astype(np.float32)

@@ -1,0 +1,114 @@
+"""SpecAugment, noise, time shift and mixup against the original recipe's rules (AST_SPEC §3)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ast_jax.augment import (
+    add_noise,
+    mask_along_axis,
+    mixup_targets,
+    mixup_waveforms,
+    normalize,
+    roll_time,
+    spec_augment,
+)
+from ast_jax.train import TrainConfig, augment_features
+
+B, T, F = 256, 40, 24
+
+
+@pytest.fixture(scope="module")
+def features():
+    # Strictly negative log-mel values: a masked cell (0.0) can never be mistaken for data.
+    return -1.0 - jax.random.uniform(jax.random.key(0), (B, T, F))
+
+
+def _masked(x, axis):
+    """Per example, the masked indices along ``axis`` (cells equal to 0.0 across the other)."""
+    other = 2 if axis == 1 else 1
+    return np.asarray((x == 0.0).all(axis=other))  # (B, size)
+
+
+@pytest.mark.parametrize(("axis", "param"), [(1, 12), (2, 7), (2, 1)])
+def test_mask_widths_uniform_in_range(features, axis, param):
+    x = mask_along_axis(jax.random.key(1), features, param, axis)
+    masked = _masked(x, axis)
+    widths = masked.sum(-1)
+    assert widths.min() == 0 and widths.max() == param - 1  # {0..param-1}, both ends hit
+    # One contiguous run per example.
+    for row in masked[widths > 0]:
+        run = np.flatnonzero(row)
+        assert run[-1] - run[0] + 1 == run.size
+    # Everything outside the mask is untouched.
+    keep = ~masked[:, :, None] if axis == 1 else ~masked[:, None, :]
+    np.testing.assert_array_equal(np.where(keep, x, 0), np.where(keep, features, 0))
+
+
+def test_mask_matches_torchaudio_formula(features):
+    key = jax.random.key(3)
+    width_key, start_key = jax.random.split(key)
+    value = np.asarray(jax.random.uniform(width_key, (B,))) * 9
+    start = np.asarray(jax.random.uniform(start_key, (B,))) * (T - value)
+    masked = _masked(mask_along_axis(key, features, 9, axis=1), 1)
+    for row, v, v0 in zip(masked, value, start, strict=True):
+        expected = np.zeros(T, bool)
+        expected[int(v0) : int(v0) + int(v)] = True
+        np.testing.assert_array_equal(row, expected)
+
+
+def test_zero_param_skips_and_errors(features):
+    assert mask_along_axis(jax.random.key(0), features, 0, 1) is features
+    with pytest.raises(ValueError, match="mask_param"):
+        mask_along_axis(jax.random.key(0), features, T + 1, 1)
+    with pytest.raises(ValueError, match="axis"):
+        mask_along_axis(jax.random.key(0), features, 3, 0)
+
+
+def test_spec_augment_masks_both_axes(features):
+    x = spec_augment(jax.random.key(4), features, freqm=8, timem=10)
+    assert _masked(x, 2).sum(-1).max() > 0 and _masked(x, 1).sum(-1).max() > 0
+
+
+def test_masks_are_in_the_log_domain_before_normalisation(features):
+    config = TrainConfig(freqm=8, timem=10, noise=0.0, time_shift=0)
+    mean, std = -3.0, 2.0
+    out = augment_features(jax.random.key(5), features, config, mean, std)
+    # Masked cells hold log-mel 0.0, which normalises to (0 - mean) / (2 std), not to 0.
+    mask_key = jax.random.split(jax.random.key(5), 3)[0]
+    masked = spec_augment(mask_key, features, 8, 10) == 0.0
+    assert masked.any()
+    np.testing.assert_allclose(out[masked], -mean / (2 * std), rtol=1e-6)
+    np.testing.assert_allclose(out[~masked], normalize(features, mean, std)[~masked], rtol=1e-6)
+
+
+def test_noise_and_roll(features):
+    noisy = add_noise(jax.random.key(6), features, scale=0.1)
+    delta = np.asarray(noisy - features)
+    assert delta.min() >= 0 and delta.max() < 0.1
+    rolled = roll_time(jax.random.key(7), features, max_shift=10)
+    shift = jax.random.randint(jax.random.key(7), (B, 1), -10, 10)
+    for b in range(0, B, 37):
+        np.testing.assert_array_equal(rolled[b], jnp.roll(features[b], int(shift[b, 0]), axis=0))
+    assert set(np.unique(shift)) <= set(range(-10, 10))
+
+
+def test_mixup_waveforms():
+    rng = np.random.default_rng(0)
+    first, second = rng.normal(size=100) + 3.0, rng.normal(size=60) - 2.0
+    mixed, lam = mixup_waveforms(np.random.default_rng(1), first, second)
+    assert mixed.shape == (100,)
+    assert lam == np.random.default_rng(1).beta(10.0, 10.0)
+    partner = np.zeros(100)
+    partner[:60] = second - second.mean()  # zero-padded to the first clip's length
+    expected = lam * (first - first.mean()) + (1 - lam) * partner
+    np.testing.assert_allclose(mixed, expected - expected.mean(), atol=1e-5)
+    cut, _ = mixup_waveforms(np.random.default_rng(1), second, first)  # partner cut to 60
+    assert cut.shape == (60,)
+
+
+def test_mixup_label_arithmetic():
+    first = np.array([1.0, 0.0, 1.0, 0.0])
+    second = np.array([0.0, 1.0, 1.0, 0.0])
+    np.testing.assert_allclose(mixup_targets(first, second, 0.3), [0.3, 0.7, 1.0, 0.0])
