@@ -1,7 +1,8 @@
 """The ``ast-jax`` command line.
 
-Subcommands: ``classify``, ``embed``, ``features``, ``convert``, ``info``. Results go to stdout
-(``classify --format json|csv`` for machines), errors to stderr, progress bars (tqdm) to stderr.
+Subcommands: ``classify``, ``embed``, ``features``, ``convert``, ``info``, ``finetune``,
+``evaluate``. Results go to stdout (``classify --format json|csv`` for machines), errors to
+stderr, progress bars (tqdm) to stderr.
 
 Exit codes: 0 success, 1 an input failed (the others are still processed), 2 the command cannot run:
 usage errors, invalid options, a model or checkpoint that cannot be loaded.
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ast_jax.audio import find_audio, load_audio
+from ast_jax.cli_train import add_commands as add_training_commands
 from ast_jax.features import PRESETS, FeatureExtractor
 from ast_jax.inference import (
     ACTIVATIONS,
@@ -396,6 +398,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_model_argument(info)
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(run=_info, batch_size=1, window=None, hop=None)
+    add_training_commands(commands)
     return parser
 
 
