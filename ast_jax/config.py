@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-__all__ = ["DTYPES", "HIDDEN_ACTS", "PRESETS", "PROBLEM_TYPES", "ASTConfig"]
+__all__ = ["DTYPES", "HIDDEN_ACTS", "PRESETS", "PROBLEM_TYPES", "TIMM_LAYER_NORM_EPS", "ASTConfig"]
 
 HIDDEN_ACTS = ("gelu", "gelu_new", "relu", "selu")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -51,6 +51,9 @@ _HF_GENERIC_KEYS = frozenset(
 # The first hub uploads used these names; transformers renamed them.
 _OLD_NAMES = {"frequency_dimension": "num_mel_bins", "time_dimension": "max_length"}
 _MODEL_TYPE = "audio-spectrogram-transformer"
+# The original (timm 0.4.5) model's epsilons: timm's ViT default for the blocks and final norm,
+# PyTorch's LayerNorm default for the `mlp_head` norm (AST_SPEC §4.9). Pass as `**overrides`.
+TIMM_LAYER_NORM_EPS: Mapping[str, float] = {"layer_norm_eps": 1e-6, "head_layer_norm_eps": 1e-5}
 
 
 def _generic_labels(num_labels: int) -> tuple[str, ...]:
@@ -70,7 +73,10 @@ class ASTConfig:
         hidden_dropout_prob: dropout on embeddings, attention output and MLP output.
         attention_probs_dropout_prob: dropout on attention probabilities.
         initializer_range: std of the truncated-normal init of kernels.
-        layer_norm_eps: epsilon of every LayerNorm (HF uses 1e-12 everywhere).
+        layer_norm_eps: epsilon of the block and final LayerNorms (HF uses 1e-12 everywhere).
+        head_layer_norm_eps: epsilon of the classifier head's LayerNorm; None for
+            `layer_norm_eps` (HF). The original timm model uses 1e-6 for the blocks and final
+            norm and PyTorch's default 1e-5 for the head (`TIMM_LAYER_NORM_EPS`).
         patch_size: square patch (conv kernel) size.
         qkv_bias: whether the query/key/value projection has a bias.
         frequency_stride: conv stride along the mel axis.
@@ -92,6 +98,7 @@ class ASTConfig:
     attention_probs_dropout_prob: float = 0.0
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
+    head_layer_norm_eps: float | None = None
     patch_size: int = 16
     qkv_bias: bool = True
     frequency_stride: int = 10
@@ -135,6 +142,10 @@ class ASTConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
         if not self.layer_norm_eps > 0:
             raise ValueError(f"layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+        if self.head_layer_norm_eps is not None and not self.head_layer_norm_eps > 0:
+            raise ValueError(
+                f"head_layer_norm_eps must be None or > 0, got {self.head_layer_norm_eps!r}"
+            )
         if not self.initializer_range >= 0:
             raise ValueError(f"initializer_range must be >= 0, got {self.initializer_range!r}")
         if not isinstance(self.qkv_bias, bool):
@@ -176,6 +187,11 @@ class ASTConfig:
     def seq_len(self) -> int:
         """Tokens per example: N patches plus the cls and distillation tokens."""
         return self.num_patches + 2
+
+    @property
+    def classifier_layer_norm_eps(self) -> float:
+        """Epsilon of the head's LayerNorm: `head_layer_norm_eps`, else `layer_norm_eps`."""
+        return self.layer_norm_eps if self.head_layer_norm_eps is None else self.head_layer_norm_eps
 
     @property
     def num_labels(self) -> int:
@@ -224,10 +240,14 @@ class ASTConfig:
         """Returns a `config.json` dict that transformers' `ASTConfig` reads.
 
         The compute `dtype` is not written: it is a runtime choice, and HF reads a `dtype` key as
-        the storage dtype of the weights.
+        the storage dtype of the weights. `head_layer_norm_eps` is written only when set (the
+        timm-exact mode); transformers ignores it and uses `layer_norm_eps` for the head.
         """
+        skip = ("labels", "dtype") + (
+            ("head_layer_norm_eps",) if self.head_layer_norm_eps is None else ()
+        )
         data: dict[str, Any] = {
-            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("labels", "dtype")
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip
         }
         data["id2label"] = {str(i): label for i, label in self.id2label.items()}
         data["label2id"] = self.label2id

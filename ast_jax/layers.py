@@ -59,13 +59,17 @@ def _kernel_init(config: ASTConfig) -> nn.initializers.Initializer:
     return nn.initializers.normal(stddev=config.initializer_range)
 
 
-def layer_norm(config: ASTConfig, name: str, dtype: jnp.dtype | None = None) -> nn.LayerNorm:
+def layer_norm(
+    config: ASTConfig, name: str, dtype: jnp.dtype | None = None, *, epsilon: float | None = None
+) -> nn.LayerNorm:
     """A LayerNorm matching torch's: config eps, two-pass variance, float32 statistics.
 
     Flax computes the statistics in at least float32 whatever `dtype` is; `dtype` sets the output.
+    `epsilon` replaces `config.layer_norm_eps` (the head's norm passes its own).
     """
     return nn.LayerNorm(
-        epsilon=config.layer_norm_eps,  # Parity trap: HF's 1e-12, not Flax's 1e-6.
+        # Parity trap: HF's 1e-12 (timm's 1e-6 / 1e-5 in timm-exact mode), not Flax's 1e-6.
+        epsilon=config.layer_norm_eps if epsilon is None else epsilon,
         use_fast_variance=False,  # Parity trap: two-pass variance as torch.
         dtype=compute_dtype(config) if dtype is None else dtype,
         param_dtype=jnp.float32,
@@ -116,7 +120,12 @@ class ASTSelfAttention(nn.Module):
     config: ASTConfig
 
     @nn.compact
-    def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, *, deterministic: bool = True, output_attentions: bool = False
+    ) -> tuple[jax.Array, jax.Array | None]:
+        """Returns the attention output `(B, N, D)` and, with `output_attentions`, the float32
+        probabilities `(B, H, N, N)` (computed explicitly; the fused kernel does not expose them).
+        """
         cfg = self.config
         dtype = compute_dtype(cfg)
         batch, tokens, d = x.shape
@@ -131,26 +140,30 @@ class ASTSelfAttention(nn.Module):
         qkv = qkv.reshape(batch, tokens, 3, cfg.num_attention_heads, cfg.head_dim)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # each (B, N, H, K)
         dropout = not deterministic and cfg.attention_probs_dropout_prob > 0.0
+        probs = None
         # `dot_product_attention` asks for an F16_F16_F32 dot for float16, which XLA:CPU rejects.
-        if dropout or dtype == jnp.float16:
-            context = self._explicit_attention(q, k, v, deterministic=not dropout)
+        if dropout or output_attentions or dtype == jnp.float16:
+            context, probs = self._explicit_attention(q, k, v, deterministic=not dropout)
         else:
             # Scale K^-1/2, softmax in float32 inside; no mask (every clip has exactly N tokens).
             context = jax.nn.dot_product_attention(q, k, v)  # (B, N, H, K)
         context = context.reshape(batch, tokens, d)  # heads concatenated head-major
-        return nn.Dense(
+        out = nn.Dense(
             d, dtype=dtype, param_dtype=jnp.float32, kernel_init=_kernel_init(cfg), name="out"
         )(context)
+        return out, probs if output_attentions else None
 
     def _explicit_attention(
         self, q: jax.Array, k: jax.Array, v: jax.Array, *, deterministic: bool
-    ) -> jax.Array:
+    ) -> tuple[jax.Array, jax.Array]:
         """Softmax attention written out, with dropout on the probabilities (which
-        `dot_product_attention` lacks): `(B, N, H, K)` -> `(B, N, H, K)`."""
+        `dot_product_attention` lacks): `(B, N, H, K)` -> context `(B, N, H, K)` and the float32
+        probabilities before dropout `(B, H, N, N)`."""
         scores = jnp.einsum("bqhk,bshk->bhqs", q, k, preferred_element_type=jnp.float32)
         probs = jax.nn.softmax(scores * self.config.head_dim**-0.5, axis=-1)  # (B, H, N, N) f32
-        probs = nn.Dropout(self.config.attention_probs_dropout_prob)(probs, deterministic)
-        return jnp.einsum("bhqs,bshk->bqhk", probs.astype(v.dtype), v)  # (B, N, H, K)
+        dropped = nn.Dropout(self.config.attention_probs_dropout_prob)(probs, deterministic)
+        context = jnp.einsum("bhqs,bshk->bqhk", dropped.astype(v.dtype), v)  # (B, N, H, K)
+        return context, probs
 
 
 class ASTMLP(nn.Module):
@@ -178,15 +191,21 @@ class ASTLayer(nn.Module):
     config: ASTConfig
 
     @nn.compact
-    def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, *, deterministic: bool = True, output_attentions: bool = False
+    ) -> tuple[jax.Array, jax.Array | None]:
+        """Returns the block output `(B, N, D)` and the attention probabilities `(B, H, N, N)`
+        (None unless `output_attentions`)."""
         cfg = self.config
         dropout = nn.Dropout(cfg.hidden_dropout_prob, deterministic=deterministic)
         a = layer_norm(cfg, "layernorm_before")(x)
-        a = ASTSelfAttention(cfg, name="attention")(a, deterministic=deterministic)
+        a, probs = ASTSelfAttention(cfg, name="attention")(
+            a, deterministic=deterministic, output_attentions=output_attentions
+        )
         h = x + dropout(a)
         y = layer_norm(cfg, "layernorm_after")(h)
         y = ASTMLP(cfg, name="mlp")(y)
-        return h + dropout(y)
+        return h + dropout(y), probs
 
 
 class ASTMLPHead(nn.Module):
@@ -200,7 +219,9 @@ class ASTMLPHead(nn.Module):
     @nn.compact
     def __call__(self, pooled: jax.Array) -> jax.Array:
         cfg = self.config
-        x = layer_norm(cfg, "layernorm", dtype=jnp.float32)(pooled.astype(jnp.float32))
+        x = layer_norm(cfg, "layernorm", dtype=jnp.float32, epsilon=cfg.classifier_layer_norm_eps)(
+            pooled.astype(jnp.float32)
+        )
         if cfg.num_labels == 0:
             return x
         return nn.Dense(

@@ -64,11 +64,14 @@ class ASTModelOutput:
         pooler_output: `(B, D)` float32, mean of the normalised cls and distillation tokens.
         hidden_states: with `output_hidden_states=True`, L + 1 arrays `(B, N, D)`: the embeddings
             output and each layer's output, before the final LayerNorm (as HF); otherwise None.
+        attentions: with `output_attentions=True`, L float32 arrays `(B, H, N, N)`: each layer's
+            softmax probabilities (rows: queries, columns: keys); otherwise None.
     """
 
     last_hidden_state: jax.Array
     pooler_output: jax.Array
     hidden_states: tuple[jax.Array, ...] | None = None
+    attentions: tuple[jax.Array, ...] | None = None
 
 
 @flax.struct.dataclass
@@ -78,10 +81,12 @@ class ASTClassifierOutput:
     Attributes:
         logits: `(B, C)` float32, raw scores (apply a sigmoid for AudioSet probabilities).
         hidden_states: as `ASTModelOutput.hidden_states`.
+        attentions: as `ASTModelOutput.attentions`.
     """
 
     logits: jax.Array
     hidden_states: tuple[jax.Array, ...] | None = None
+    attentions: tuple[jax.Array, ...] | None = None
 
 
 def _check_input(input_values: jax.Array, config: ASTConfig) -> None:
@@ -105,6 +110,7 @@ class ASTModel(nn.Module):
         *,
         deterministic: bool = True,
         output_hidden_states: bool = False,
+        output_attentions: bool = False,
     ) -> ASTModelOutput:
         """Runs the backbone.
 
@@ -112,6 +118,8 @@ class ASTModel(nn.Module):
             input_values: `(B, T, F)` = `(B, max_length, num_mel_bins)` normalised log-mel features.
             deterministic: disables dropout; pass False with a "dropout" rng to train.
             output_hidden_states: also return the embeddings output and every layer output.
+            output_attentions: also return every layer's attention probabilities (computed
+                explicitly instead of by the fused kernel, so slower and `O(N^2)` in memory).
 
         Returns:
             `ASTModelOutput`.
@@ -123,16 +131,20 @@ class ASTModel(nn.Module):
         x = jnp.asarray(input_values)
         _check_input(x, cfg)
         x = ASTEmbeddings(cfg, name="embeddings")(x, deterministic=deterministic)  # (B, N, D)
-        hidden_states = [x]
+        hidden_states, attentions = [x], []
         for i in range(cfg.num_hidden_layers):
-            x = ASTLayer(cfg, name=f"layer_{i}")(x, deterministic=deterministic)
+            x, probs = ASTLayer(cfg, name=f"layer_{i}")(
+                x, deterministic=deterministic, output_attentions=output_attentions
+            )
             hidden_states.append(x)
+            attentions.append(probs)
         x = layer_norm(cfg, "layernorm", dtype=jnp.float32)(x)  # (B, N, D)
         pooled = (x[:, 0] + x[:, 1]) / 2  # (B, D)
         return ASTModelOutput(
             last_hidden_state=x,
             pooler_output=pooled,
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions else None,
         )
 
 
@@ -148,6 +160,7 @@ class ASTForAudioClassification(nn.Module):
         *,
         deterministic: bool = True,
         output_hidden_states: bool = False,
+        output_attentions: bool = False,
     ) -> ASTClassifierOutput:
         """Runs backbone and head.
 
@@ -155,6 +168,7 @@ class ASTForAudioClassification(nn.Module):
             input_values: `(B, T, F)` = `(B, max_length, num_mel_bins)` normalised log-mel features.
             deterministic: disables dropout; pass False with a "dropout" rng to train.
             output_hidden_states: also return the backbone's hidden states.
+            output_attentions: also return every layer's attention probabilities (see `ASTModel`).
 
         Returns:
             `ASTClassifierOutput` with `(B, C)` float32 logits.
@@ -163,10 +177,15 @@ class ASTForAudioClassification(nn.Module):
             ValueError: `input_values` has the wrong shape.
         """
         out = ASTModel(self.config, name="backbone")(
-            input_values, deterministic=deterministic, output_hidden_states=output_hidden_states
+            input_values,
+            deterministic=deterministic,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
         )
         logits = ASTMLPHead(self.config, name="classifier")(out.pooler_output)
-        return ASTClassifierOutput(logits=logits, hidden_states=out.hidden_states)
+        return ASTClassifierOutput(
+            logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
+        )
 
 
 def build_model(config: ASTConfig, *, with_head: bool = True) -> nn.Module:

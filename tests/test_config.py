@@ -14,7 +14,9 @@ from ast_jax import ASTConfig
 from ast_jax.config import PRESETS, SPEECH_COMMANDS_LABELS
 from ast_jax.model import abstract_params
 
-HF_FIELDS = [f.name for f in dataclasses.fields(ASTConfig) if f.name not in ("labels", "dtype")]
+# head_layer_norm_eps is ours (timm-exact mode); transformers uses layer_norm_eps for the head.
+OWN_FIELDS = ("labels", "dtype", "head_layer_norm_eps")
+HF_FIELDS = [f.name for f in dataclasses.fields(ASTConfig) if f.name not in OWN_FIELDS]
 
 
 def test_defaults_match_transformers():
