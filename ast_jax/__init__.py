@@ -1,9 +1,15 @@
 """ast-jax: the Audio Spectrogram Transformer in JAX/Flax, with a torch-free Kaldi fbank."""
 
 from ast_jax.audio import load_audio, stream_audio
-from ast_jax.checkpoint import export_hf, load_feature_extractor, load_pretrained, save_pretrained
+from ast_jax.checkpoint import (
+    export_hf,
+    load_feature_extractor,
+    load_original,
+    load_pretrained,
+    save_pretrained,
+)
 from ast_jax.config import ASTConfig
-from ast_jax.convert import params_from_hf, params_to_hf
+from ast_jax.convert import params_from_hf, params_from_original, params_to_hf
 from ast_jax.features import FbankOptions, FeatureExtractor, fbank, fbank_batch
 from ast_jax.inference import (
     AudioClassifier,
@@ -14,6 +20,7 @@ from ast_jax.inference import (
     save_embeddings,
 )
 from ast_jax.model import ASTForAudioClassification, ASTModel
+from ast_jax.positions import adapt_params, adapt_position_embeddings
 from ast_jax.sharding import data_mesh
 from ast_jax.windows import Windowing
 
@@ -28,6 +35,8 @@ __all__ = [
     "FbankOptions",
     "FeatureExtractor",
     "Windowing",
+    "adapt_params",
+    "adapt_position_embeddings",
     "data_mesh",
     "default_activation",
     "export_hf",
@@ -35,8 +44,10 @@ __all__ = [
     "fbank_batch",
     "load_audio",
     "load_feature_extractor",
+    "load_original",
     "load_pretrained",
     "params_from_hf",
+    "params_from_original",
     "params_to_hf",
     "save_embeddings",
     "save_pretrained",

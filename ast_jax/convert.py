@@ -13,6 +13,11 @@ Keys are accepted with or without the `audio_spectrogram_transformer.` prefix, i
 every transformers version writes (`encoder.layer.{i}.attention.attention.query.weight`) or the
 in-memory names of transformers >= 5 (`layers.{i}.attention.q_proj.weight`). The reverse conversion
 writes the on-disk names, which all transformers versions load.
+
+Original YuanGongND/ast state dicts (AST_SPEC §5.2: `module.v.*`, `module.mlp_head.*`, with or
+without the `module.` of `nn.DataParallel`) convert directly by a key table of their own: timm's
+fused `attn.qkv.weight` `(3D, D)` transposed is our `qkv` kernel `(D, 3D)`, columns `[q | k | v]`
+already, so nothing is split. DeiT's unused ImageNet heads `v.head`/`v.head_dist` are dropped.
 """
 
 from __future__ import annotations
@@ -28,10 +33,14 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 from ast_jax.config import ASTConfig
 from ast_jax.model import abstract_params, check_params
 
-__all__ = ["HF_PREFIX", "params_from_hf", "params_to_hf"]
+__all__ = ["HF_PREFIX", "params_from_hf", "params_from_original", "params_to_hf"]
 
 HF_PREFIX = "audio_spectrogram_transformer."
 _HEAD_PREFIX = "classifier."
+_ORIGINAL_PREFIX = "module."  # nn.DataParallel's wrapper
+_ORIGINAL_HEAD_PREFIX = "mlp_head."
+# timm DeiT's ImageNet classifiers: saved in every original checkpoint, never used by AST.
+_ORIGINAL_DROPPED = ("v.head.", "v.head_dist.")
 
 # transformers >= 5 renamed the modules in memory; its `save_pretrained` still writes the old names.
 _V5_RENAMES = (
@@ -124,6 +133,34 @@ def _rules(config: ASTConfig, with_head: bool) -> list[_Rule]:
     return rules
 
 
+def _original_rules(config: ASTConfig, with_head: bool) -> list[_Rule]:
+    """Rules over original keys without `module.` (AST_SPEC §5.2)."""
+    rules = [
+        _Rule(("embeddings", "cls_token"), ("v.cls_token",), "copy"),
+        _Rule(("embeddings", "distillation_token"), ("v.dist_token",), "copy"),
+        _Rule(("embeddings", "position_embeddings"), ("v.pos_embed",), "copy"),
+        _Rule(("embeddings", "patch_projection", "kernel"), ("v.patch_embed.proj.weight",), "conv"),
+        _Rule(("embeddings", "patch_projection", "bias"), ("v.patch_embed.proj.bias",), "copy"),
+    ]
+    for i in range(config.num_hidden_layers):
+        src, dst = f"v.blocks.{i}.", (f"layer_{i}",)
+        rules += _layer_norm((*dst, "layernorm_before"), f"{src}norm1")
+        # One timm key for the fused kernel: qkv.weight.T is (D, 3D) with columns [q | k | v].
+        rules += _dense((*dst, "attention", "qkv"), (f"{src}attn.qkv",), config.qkv_bias)
+        rules += _dense((*dst, "attention", "out"), (f"{src}attn.proj",), True)
+        rules += _layer_norm((*dst, "layernorm_after"), f"{src}norm2")
+        rules += _dense((*dst, "mlp", "fc1"), (f"{src}mlp.fc1",), True)
+        rules += _dense((*dst, "mlp", "fc2"), (f"{src}mlp.fc2",), True)
+    rules += _layer_norm(("layernorm",), "v.norm")
+    if not with_head:
+        return rules
+    rules = [_Rule(("backbone", *r.flax_path), r.hf_keys, r.kind) for r in rules]
+    rules += _layer_norm(("classifier", "layernorm"), "mlp_head.0")
+    if config.num_labels > 0:
+        rules += _dense(("classifier", "dense"), ("mlp_head.1",), True)
+    return rules
+
+
 def _canonical_key(key: str) -> str:
     """Strips the backbone prefix and maps transformers-5 in-memory names to on-disk names."""
     key = key.removeprefix(HF_PREFIX)
@@ -169,17 +206,79 @@ def params_from_hf(
     Raises:
         ValueError: naming every missing, unexpected or duplicate key and every shape mismatch.
     """
-    expected = flatten_dict(abstract_params(config, with_head=with_head))
     arrays, origin, problems = _canonical_state_dict(state_dict, with_head)
+
+    def shown(key: str) -> str:
+        return f"{HF_PREFIX if _is_backbone(key, with_head) else ''}{key}"
+
+    return _apply_rules(
+        _rules(config, with_head), arrays, origin, problems, config, with_head, shown
+    )
+
+
+def params_from_original(
+    state_dict: Mapping[str, Any], config: ASTConfig, *, with_head: bool = True
+) -> dict[str, Any]:
+    """Converts an original YuanGongND/ast state dict (`*.pth`) to ast-jax params.
+
+    Args:
+        state_dict: original key -> array in PyTorch layout, keys with or without `module.`;
+            DeiT's `v.head.*` and `v.head_dist.*` are dropped.
+        config: the model config (see `ast_jax.checkpoint.original_config` to infer it).
+        with_head: build `ASTForAudioClassification` params (else `ASTModel`; `mlp_head.*` is
+            then dropped).
+
+    Returns:
+        The params tree of `ASTForAudioClassification(config)` or `ASTModel(config)`.
+
+    Raises:
+        ValueError: naming every missing, unexpected or duplicate key and every shape mismatch.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    origin: dict[str, str] = {}
+    problems = []
+    for key, value in state_dict.items():
+        canonical = key.removeprefix(_ORIGINAL_PREFIX)
+        if canonical.startswith(_ORIGINAL_DROPPED) or (
+            not with_head and canonical.startswith(_ORIGINAL_HEAD_PREFIX)
+        ):
+            continue
+        if canonical in arrays:
+            problems.append(f"duplicate: {origin[canonical]!r} and {key!r}")
+            continue
+        arrays[canonical], origin[canonical] = np.asarray(value), key
+    return _apply_rules(
+        _original_rules(config, with_head),
+        arrays,
+        origin,
+        problems,
+        config,
+        with_head,
+        lambda key: f"{_ORIGINAL_PREFIX}{key}",
+    )
+
+
+def _apply_rules(
+    rules: list[_Rule],
+    arrays: Mapping[str, np.ndarray],
+    origin: Mapping[str, str],
+    problems: list[str],
+    config: ASTConfig,
+    with_head: bool,
+    shown: Callable[[str], str],
+) -> dict[str, Any]:
+    """Builds the params tree from canonical-key `arrays` by `rules`, checking every shape.
+
+    `origin` maps canonical keys to the caller's keys, `shown` names a missing canonical key.
+    """
+    expected = flatten_dict(abstract_params(config, with_head=with_head))
     used: set[str] = set()
     flat: dict[tuple[str, ...], np.ndarray] = {}
-    for rule in _rules(config, with_head):
+    for rule in rules:
         want = expected[rule.flax_path]
         want_hf = [p.shape for p in rule.to_hf(np.broadcast_to(np.float32(0), want.shape))]
         missing = [k for k in rule.hf_keys if k not in arrays]
-        problems += [
-            f"missing: {HF_PREFIX if _is_backbone(k, with_head) else ''}{k}" for k in missing
-        ]
+        problems += [f"missing: {shown(k)}" for k in missing]
         if missing:
             continue
         used.update(rule.hf_keys)

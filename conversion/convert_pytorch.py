@@ -1,22 +1,31 @@
 #!/usr/bin/env python3
-"""Convert an AST checkpoint (HF directory, hub id or ast-jax directory) to an ast-jax directory.
+"""Convert an AST checkpoint (HF directory, hub id, ast-jax directory or original .pth) to ast-jax.
 
 Usage:
     python conversion/convert_pytorch.py SRC OUT_DIR [--check] [--tolerance 1e-4]
+    python conversion/convert_pytorch.py audioset_10_10_0.4593.pth OUT_DIR [--strides F T]
+        [--max-length T] [--heads H] [--hf-layer-norm-eps] [--check]
 
 SRC is a Hugging Face checkpoint directory (`model.safetensors` or `pytorch_model.bin`), a hub id
-such as `MIT/ast-finetuned-audioset-10-10-0.4593`, or an ast-jax directory. OUT_DIR receives
-`config.json`, `ast_jax.safetensors` and `preprocessor_config.json`.
+such as `MIT/ast-finetuned-audioset-10-10-0.4593`, an ast-jax directory, or an original
+YuanGongND/ast `.pth` file (read torch-free by `ast_jax.load_original`; strides from the file name
+unless given; timm's LayerNorm eps unless `--hf-layer-norm-eps`). OUT_DIR receives `config.json`,
+`ast_jax.safetensors` and `preprocessor_config.json` (AudioSet statistics for a `.pth`, which has
+none).
 
 `--check` runs transformers' PyTorch model on transformers' `ASTFeatureExtractor` features and the
 JAX model on ast-jax's features of the same synthesised clip, prints the max |logit difference|
 (end to end, and model-only on identical features) and exits with status 1 beyond `--tolerance`.
+transformers has one LayerNorm eps, so a timm-exact config is checked with the head eps set to the
+blocks' (the original `.pth` keys are checked by tests/test_original.py against the original
+forward pass).
 This script needs torch and transformers (the `test` extra); `ast_jax` itself does not.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +40,7 @@ from ast_jax import (
     FeatureExtractor,
     export_hf,
     load_feature_extractor,
+    load_original,
     load_pretrained,
     save_pretrained,
 )
@@ -55,14 +65,14 @@ def synthesise_clip(extractor: FeatureExtractor, seed: int = 0) -> np.ndarray:
 def _feature_extractor(src: str, config: ASTConfig) -> FeatureExtractor:
     try:
         return load_feature_extractor(src)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # the latter: a .pth file
         print(f"no preprocessor_config.json in {src}: using AudioSet statistics")
         return FeatureExtractor(max_length=config.max_length, num_mel_bins=config.num_mel_bins)
 
 
 def _reference_model(src: str, config: ASTConfig, params: dict, scratch: Path) -> torch.nn.Module:
-    """transformers' model of SRC itself, or of our export when SRC is an ast-jax directory."""
-    if (Path(src) / WEIGHTS_NAME).is_file():
+    """transformers' model of SRC itself, or of our export when SRC is ast-jax or a .pth."""
+    if Path(src).is_file() or (Path(src) / WEIGHTS_NAME).is_file():
         src = str(export_hf(scratch, config, params))
     cls = (
         transformers.ASTForAudioClassification if "classifier" in params else transformers.ASTModel
@@ -72,6 +82,7 @@ def _reference_model(src: str, config: ASTConfig, params: dict, scratch: Path) -
 
 def check(src: str, config: ASTConfig, params: dict, extractor: FeatureExtractor) -> float:
     """Prints feature and logit differences; returns the end-to-end max |logit difference|."""
+    config = dataclasses.replace(config, head_layer_norm_eps=None)  # transformers has one eps
     clip = synthesise_clip(extractor)
     hf_extractor = transformers.ASTFeatureExtractor(
         **{k: v for k, v in extractor.to_dict().items() if k != "feature_extractor_type"}
@@ -104,9 +115,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path, help="ast-jax directory to write")
     parser.add_argument("--check", action="store_true", help="compare logits with transformers")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    original = parser.add_argument_group("original .pth checkpoints")
+    original.add_argument("--strides", type=int, nargs=2, metavar=("FREQUENCY", "TIME"))
+    original.add_argument("--max-length", type=int, help="input frames (default: 1024, 512, 128)")
+    original.add_argument("--heads", type=int, help="attention heads (default: D / 64)")
+    original.add_argument("--hf-layer-norm-eps", action="store_true", help="1e-12, not timm's")
     args = parser.parse_args(argv)
 
-    config, params = load_pretrained(args.src)
+    if Path(args.src).is_file():
+        strides = args.strides or (None, None)
+        config, params = load_original(
+            args.src,
+            frequency_stride=strides[0],
+            time_stride=strides[1],
+            max_length=args.max_length,
+            num_attention_heads=args.heads,
+            timm_exact=not args.hf_layer_norm_eps,
+        )
+    else:
+        config, params = load_pretrained(args.src)
     extractor = _feature_extractor(args.src, config)
     save_pretrained(args.out_dir, config, params, feature_extractor=extractor)
     print(f"wrote {args.out_dir} ({config.num_hidden_layers} layers, {config.num_labels} labels)")
