@@ -7,6 +7,12 @@ on fixed-size batches sharded over the local devices (`ast_jax.sharding`). Windo
 share batches; the last batch is padded, so every batch has the same shape and the model compiles
 once. While the device runs one batch, the host decodes and featurises the next.
 
+Short clips: with ``length_bucket``, a window shorter than ``max_length`` frames runs at the
+shortest bucketed length that holds it (`ast_jax.positions.bucketed_length`) with the first
+``t_dim`` columns of the position table, the positions it has when padded. This drops the padding
+tokens instead of attending to them: far less compute, slightly different scores (see the README).
+Batches then hold windows of one length; one compilation per output kind and length.
+
 Scores: the model's logits go through a sigmoid for multi-label models and a softmax otherwise
 (`default_activation`); clip scores are the mean (or max) of the window scores.
 
@@ -37,6 +43,7 @@ from ast_jax.checkpoint import load_feature_extractor, load_pretrained
 from ast_jax.config import ASTConfig
 from ast_jax.features import FeatureExtractor, num_frames
 from ast_jax.model import ASTForAudioClassification, ASTModel, check_params
+from ast_jax.positions import bucketed_length, prefix_position_indices, select_positions
 from ast_jax.sharding import batch_sharding, data_mesh, padded_batch_size, replicate
 from ast_jax.windows import Windowing, sliding_windows
 
@@ -48,6 +55,7 @@ __all__ = [
     "Classification",
     "Embedding",
     "Failure",
+    "activate",
     "default_activation",
     "load_model",
     "resolve_model",
@@ -196,12 +204,13 @@ def _top_k(scores: NDArray, labels: Sequence[str], k: int) -> list[tuple[str, fl
 # ---- jitted steps --------------------------------------------------------------------------------
 
 
-def _activate(logits: jax.Array, activation: Activation) -> jax.Array:
+def activate(logits: jax.typing.ArrayLike, activation: Activation) -> jax.Array:
+    """Scores from ``(..., C)`` logits: ``"sigmoid"``, ``"softmax"`` over C, or ``"none"``."""
     if activation == "sigmoid":
         return jax.nn.sigmoid(logits)
     if activation == "softmax":
         return jax.nn.softmax(logits, axis=-1)
-    return logits
+    return jnp.asarray(logits)
 
 
 def _classify_step(
@@ -209,7 +218,12 @@ def _classify_step(
 ) -> dict[str, jax.Array]:
     """``(B, T, F)`` features -> ``{"scores": (B, C)}``."""
     logits = model.apply({"params": params}, x).logits
-    return {"scores": _activate(logits.astype(jnp.float32), activation)}
+    return {"scores": activate(logits.astype(jnp.float32), activation)}
+
+
+def _at_positions(step: Callable, indices: NDArray, params: Any, x: jax.Array) -> Any:
+    """``step`` with the position rows ``indices`` of ``params`` (gathered on device)."""
+    return step(select_positions(params, indices), x)
 
 
 def _embed_step(
@@ -239,6 +253,7 @@ class _Batch:
 
     windows: list[tuple[int, int, NDArray[np.float32]]] = dataclasses.field(default_factory=list)
     done: list[tuple[int, str, float | Exception]] = dataclasses.field(default_factory=list)
+    frames: int = 0  # the model input length T of every window in the batch
 
 
 def _source_name(source: Input, index: int) -> str:
@@ -283,6 +298,7 @@ class AudioClassifier:
         activation: Activation | None = None,
         aggregate: Aggregate = "mean",
         mesh: Mesh | None = None,
+        length_bucket: int | None = None,
     ) -> None:
         """Builds a classifier.
 
@@ -298,6 +314,9 @@ class AudioClassifier:
           activation: ``"sigmoid"``, ``"softmax"`` or ``"none"``; None for `default_activation`.
           aggregate: how window scores become clip scores, ``"mean"`` or ``"max"``.
           mesh: devices to shard batches over; None for all local devices (`data_mesh`).
+          length_bucket: run windows shorter than ``max_length`` frames unpadded, at lengths
+            rounded up to multiples of this many patch columns (see the module docstring); None
+            pads every window to ``max_length`` (exactly the Hugging Face computation).
 
         Raises:
           ValueError: an invalid option, params that do not match ``config``, or an extractor
@@ -317,6 +336,12 @@ class AudioClassifier:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         if aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
+        if length_bucket is not None and (
+            isinstance(length_bucket, bool)
+            or not isinstance(length_bucket, int)
+            or length_bucket < 1
+        ):
+            raise ValueError(f"length_bucket must be None or an int >= 1, got {length_bucket!r}")
         self.config = config
         self.extractor = dataclasses.replace(extractor, max_length=config.max_length)
         self.windowing = Windowing.from_seconds(
@@ -324,6 +349,7 @@ class AudioClassifier:
         )
         self.activation: Activation = activation or default_activation(config)
         self.aggregate: Aggregate = aggregate
+        self.length_bucket = length_bucket
         self.mesh = mesh or data_mesh()
         self.batch_size = padded_batch_size(batch_size, self.mesh)
         self.has_head = has_head
@@ -362,7 +388,7 @@ class AudioClassifier:
         """
         if not self.has_head:
             raise ValueError("this checkpoint has no classifier head; it can only embed")
-        step = self._step("classify")
+        step = self._step(("classify",), self.config.max_length)
         scores = np.zeros((len(input_values), self.config.num_labels), np.float32)
         for first in range(0, len(input_values), self.batch_size):
             chunk = input_values[first : first + self.batch_size]
@@ -469,17 +495,32 @@ class AudioClassifier:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _step(self, *kind: Any) -> Callable:
-        """The jitted model call for ``kind``, built once (one compilation per kind)."""
-        if kind not in self._steps:
+    def _step(self, kind: tuple, frames: int) -> Callable:
+        """The jitted model call for ``kind`` on ``(B, frames, F)``, built once per kind and
+        length."""
+        if (kind, frames) not in self._steps:
+            config = dataclasses.replace(self.config, max_length=frames)
             if kind[0] == "classify":
-                model = ASTForAudioClassification(self.config)
+                model = ASTForAudioClassification(config)
                 function = functools.partial(_classify_step, model, self.activation)
             else:
-                function = functools.partial(_embed_step, ASTModel(self.config), *kind[1:])
+                function = functools.partial(_embed_step, ASTModel(config), *kind[1:])
+            if frames != self.config.max_length:
+                indices = prefix_position_indices(self.config, config)
+                function = functools.partial(_at_positions, function, indices)
             # Params arrive replicated and batches split (see _device_batch); outputs stay split.
-            self._steps[kind] = jax.jit(function, out_shardings=batch_sharding(self.mesh))
-        return self._steps[kind]
+            self._steps[kind, frames] = jax.jit(function, out_shardings=batch_sharding(self.mesh))
+        return self._steps[kind, frames]
+
+    def _frames(self, start: int, segment: NDArray) -> int:
+        """The model input length of a window: ``max_length``, or its bucket with
+        ``length_bucket``. A tail window (``start > 0``) is sized as a full window so that all
+        windows of an input share a length (and batches)."""
+        if self.length_bucket is None:
+            return self.config.max_length
+        options = self.extractor.fbank_options
+        frames = num_frames(segment.size, options) if start == 0 else self.windowing.window_frames
+        return bucketed_length(frames, self.config, bucket=self.length_bucket)
 
     def _device_batch(self, values: NDArray[np.float32]) -> jax.Array:
         """``(B', T, F)`` features padded with zero rows to ``(B, T, F)``, split over the mesh."""
@@ -511,13 +552,21 @@ class AudioClassifier:
         return audio_info(source).duration
 
     def _batches(self, inputs: Iterable[Input]) -> Iterator[_Batch]:
-        """Windows of all inputs in batches of ``batch_size`` (the last one may be short)."""
+        """Windows of all inputs in batches of ``batch_size`` (the last one may be short).
+
+        A window of another model input length than the batch's closes the batch early.
+        """
         batch = _Batch()
         for index, source in enumerate(inputs):
             name = _source_name(source, index)
             try:
                 duration = self._duration(source)
                 for start, segment in self._windows(source, index):
+                    frames = self._frames(start, segment)
+                    if batch.windows and frames != batch.frames:
+                        yield batch
+                        batch = _Batch()
+                    batch.frames = frames
                     batch.windows.append((index, start, segment))
                     if len(batch.windows) == self.batch_size:
                         yield batch
@@ -537,7 +586,6 @@ class AudioClassifier:
 
         One batch stays in flight: the next batch is decoded and featurised while it runs.
         """
-        step = self._step(*kind)
         rate = self.extractor.sampling_rate
         collected: dict[int, list] = {}  # input index -> [(start, length, outputs row)]
         in_flight = None
@@ -546,6 +594,8 @@ class AudioClassifier:
             if batch.windows:
                 segments = [segment for _, _, segment in batch.windows]
                 values = self.extractor(segments, sampling_rate=rate)["input_values"]
+                values = values[:, : batch.frames]  # (B', T', F), the extractor pads to T
+                step = self._step(kind, batch.frames)
                 outputs = step(self._params, self._device_batch(values))  # dispatched, not waited
             if in_flight is not None:
                 yield from _finish(*in_flight, collected, rate, progress)
