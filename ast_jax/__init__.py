@@ -10,6 +10,7 @@ from ast_jax.checkpoint import (
 )
 from ast_jax.config import ASTConfig
 from ast_jax.convert import params_from_hf, params_from_original, params_to_hf
+from ast_jax.explain import attention_rollout, explain, rollout_heatmap
 from ast_jax.features import FbankOptions, FeatureExtractor, fbank, fbank_batch
 from ast_jax.inference import (
     AudioClassifier,
@@ -37,8 +38,10 @@ __all__ = [
     "Windowing",
     "adapt_params",
     "adapt_position_embeddings",
+    "attention_rollout",
     "data_mesh",
     "default_activation",
+    "explain",
     "export_hf",
     "fbank",
     "fbank_batch",
@@ -49,6 +52,7 @@ __all__ = [
     "params_from_hf",
     "params_from_original",
     "params_to_hf",
+    "rollout_heatmap",
     "save_embeddings",
     "save_pretrained",
     "stream_audio",

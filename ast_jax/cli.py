@@ -1,8 +1,8 @@
 """The ``ast-jax`` command line.
 
-Subcommands: ``classify``, ``embed``, ``features``, ``convert``, ``info``, ``finetune``,
-``evaluate``. Results go to stdout (``classify --format json|csv`` for machines), errors to
-stderr, progress bars (tqdm) to stderr.
+Subcommands: ``classify``, ``embed``, ``features``, ``convert``, ``info``, ``explain``,
+``finetune``, ``evaluate``. Results go to stdout (``classify --format json|csv`` for machines),
+errors to stderr, progress bars (tqdm) to stderr.
 
 Exit codes: 0 success, 1 an input failed (the others are still processed), 2 the command cannot run:
 usage errors, invalid options, a model or checkpoint that cannot be loaded.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +22,7 @@ import numpy as np
 
 from ast_jax.audio import find_audio, load_audio
 from ast_jax.cli_train import add_commands as add_training_commands
+from ast_jax.config import ASTConfig
 from ast_jax.features import PRESETS, FeatureExtractor
 from ast_jax.inference import (
     ACTIVATIONS,
@@ -30,6 +32,8 @@ from ast_jax.inference import (
     Classification,
     Embedding,
     Failure,
+    activate,
+    default_activation,
     load_model,
     resolve_model,
     save_embeddings,
@@ -256,21 +260,114 @@ def _embed(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from ast_jax.checkpoint import load_feature_extractor, load_pretrained, save_pretrained
+    from ast_jax.checkpoint import (
+        load_feature_extractor,
+        load_original,
+        load_pretrained,
+        save_pretrained,
+    )
+    from ast_jax.torch_pickle import UnsafePickleError
 
     try:
-        config, params = load_pretrained(args.source)
-    except (OSError, ValueError, ImportError) as error:
+        if Path(args.source).is_file():  # an original YuanGongND/ast .pth
+            strides = args.strides or (None, None)
+            config, params = load_original(
+                args.source,
+                frequency_stride=strides[0],
+                time_stride=strides[1],
+                max_length=args.max_length,
+                num_attention_heads=args.heads,
+                timm_exact=not args.hf_layer_norm_eps,
+            )
+        else:
+            config, params = load_pretrained(args.source)
+    except (OSError, ValueError, ImportError, UnsafePickleError) as error:
         print(f"error: cannot read {args.source}: {error}", file=sys.stderr)
         return 1
     try:
         extractor = load_feature_extractor(args.source)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # the latter: a .pth file
         extractor = None
         print(f"warning: {args.source} has no preprocessor_config.json", file=sys.stderr)
     save_pretrained(args.output, config, params, feature_extractor=extractor)
     print(f"{args.source} -> {args.output}")
     return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    import jax
+
+    from ast_jax.explain import explain
+
+    try:
+        config, params, extractor = load_model(resolve_model(args.model))
+    except (OSError, ValueError, ImportError) as error:
+        raise _CommandError(f"cannot load model {args.model}: {error}") from error
+    if "classifier" not in params:
+        raise _CommandError(f"{args.model} has no classifier head; explain needs labels")
+    extractor = dataclasses.replace(
+        extractor or FeatureExtractor(num_mel_bins=config.num_mel_bins),
+        max_length=config.max_length,
+    )
+    try:
+        waveform = load_audio(args.file, extractor.sampling_rate)
+        start = round(args.start * extractor.sampling_rate)
+        output = extractor(
+            waveform[start:], sampling_rate=extractor.sampling_rate, return_num_frames=True
+        )
+    except (OSError, ValueError) as error:
+        print(f"error: {args.file}: {error}", file=sys.stderr)
+        return 1
+    values, frames = output["input_values"], int(output["num_frames"][0])  # (1, T, F)
+    result = jax.jit(explain, static_argnames="config")(params, config, values)
+    scores = np.asarray(activate(result["logits"], default_activation(config)))[0]  # (C,)
+    top = [(config.labels[i], float(scores[i])) for i in np.argsort(-scores)[: args.top_k]]
+    _save_explanation(
+        values[0, :frames],
+        np.asarray(result["heatmap"][0]),
+        config,
+        top,
+        args.output,
+        title=f"{args.file.name} from {args.start:g} s: attention rollout",
+    )
+    print(f"{args.file}: {', '.join(f'{label} {score:.3f}' for label, score in top)}")
+    print(f"{args.file}: attention map -> {args.output}")
+    return 0
+
+
+def _save_explanation(
+    values: np.ndarray,
+    heatmap: np.ndarray,
+    config: ASTConfig,
+    top: list[tuple[str, float]],
+    path: Path,
+    title: str,
+) -> None:
+    """Draw ``(T, F)`` features with the ``(f_dim, t_dim)`` rollout heatmap over them."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(10, 4), layout="constrained")
+    axes.imshow(values.T, origin="lower", aspect="auto", cmap="gray", interpolation="nearest")
+    # Patch (fi, ti) covers bins fi*fs .. fi*fs+P and frames ti*ts .. ti*ts+P: centre the cells.
+    fs, ts, half = config.frequency_stride, config.time_stride, config.patch_size / 2
+    extent = (half - ts / 2, half + (config.t_dim - 0.5) * ts)
+    extent += (half - fs / 2, half + (config.f_dim - 0.5) * fs)
+    image = axes.imshow(
+        heatmap,
+        origin="lower",
+        aspect="auto",
+        cmap="inferno",
+        alpha=0.55,
+        extent=extent,
+        interpolation="bilinear",
+    )
+    axes.set(xlim=(0, len(values)), ylim=(0, values.shape[1]), title=title)
+    axes.set(xlabel="frame (10 ms)", ylabel="mel bin")
+    text = "\n".join(f"{label}: {score:.3f}" for label, score in top)
+    axes.text(0.01, 0.98, text, transform=axes.transAxes, va="top", color="white", fontsize=9)
+    figure.colorbar(image, ax=axes, label="attention share")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -388,11 +485,39 @@ def _parser() -> argparse.ArgumentParser:
     features.set_defaults(run=_features)
 
     convert = commands.add_parser(
-        "convert", help="Hugging Face checkpoint (directory or hub id) -> ast-jax directory"
+        "convert",
+        help="Hugging Face checkpoint (directory or hub id) or original .pth -> ast-jax directory",
     )
-    convert.add_argument("source", help="Hugging Face directory or hub id")
+    convert.add_argument("source", help="Hugging Face directory, hub id or original .pth file")
     convert.add_argument("output", type=Path, help="ast-jax checkpoint directory to write")
+    original = convert.add_argument_group("original .pth checkpoints")
+    original.add_argument(
+        "--strides",
+        type=_positive_int,
+        nargs=2,
+        metavar=("FREQUENCY", "TIME"),
+        help="patch strides (default: from a name like audioset_10_10_0.4593.pth)",
+    )
+    original.add_argument(
+        "--max-length", type=_positive_int, help="input frames (default: 1024, 512 or 128)"
+    )
+    original.add_argument("--heads", type=_positive_int, help="attention heads (default: D / 64)")
+    original.add_argument(
+        "--hf-layer-norm-eps",
+        action="store_true",
+        help="HF's LayerNorm eps 1e-12 instead of the original timm 1e-6 (head 1e-5)",
+    )
     convert.set_defaults(run=_convert)
+
+    explain = commands.add_parser(
+        "explain", help="draw a clip's spectrogram with its attention-rollout map and top labels"
+    )
+    _add_model_argument(explain)
+    explain.add_argument("file", type=Path, help="audio file (its first window is explained)")
+    explain.add_argument("-o", "--output", type=Path, required=True, help="PNG to write")
+    explain.add_argument("--start", type=float, default=0.0, help="window start in seconds")
+    explain.add_argument("--top-k", type=_positive_int, default=5, help="labels to print")
+    explain.set_defaults(run=_explain)
 
     info = commands.add_parser("info", help="a model's configuration, size and labels")
     _add_model_argument(info)

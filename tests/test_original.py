@@ -6,6 +6,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -214,3 +216,12 @@ def test_timm_eps_round_trips_through_config_json(pth, tmp_path):
         not in dataclasses.replace(config, head_layer_norm_eps=None).to_hf_dict()
     )
 
+
+def test_cli_convert_reads_a_pth(pth, tmp_path, features):
+    command = [sys.executable, "-m", "ast_jax.cli", "convert", str(pth), str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    config, params = load_pretrained(tmp_path / "out")
+    expected_config, expected = load_original(pth)
+    assert config == expected_config
+    jax.tree.map(np.testing.assert_array_equal, params, expected)
