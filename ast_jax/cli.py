@@ -121,7 +121,12 @@ def _load_classifier(args: argparse.Namespace, **options: str | None) -> AudioCl
         raise _CommandError(f"cannot load model {args.model}: {error}") from error
     try:
         return AudioClassifier(
-            *checkpoint, batch_size=args.batch_size, window=args.window, hop=args.hop, **options
+            *checkpoint,
+            batch_size=args.batch_size,
+            window=args.window,
+            hop=args.hop,
+            length_bucket=args.length_bucket,
+            **options,
         )
     except ValueError as error:
         raise _CommandError(str(error)) from error
@@ -428,6 +433,13 @@ def _add_window_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=_positive_int, default=8, help="windows per model call"
     )
+    parser.add_argument(
+        "--length-bucket",
+        type=_positive_int,
+        metavar="COLUMNS",
+        help="run windows shorter than the model's input unpadded, at lengths rounded up to "
+        "COLUMNS patch columns (faster; scores differ from padded inference, see README)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -522,7 +534,7 @@ def _parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="a model's configuration, size and labels")
     _add_model_argument(info)
     info.add_argument("--json", action="store_true", help="print JSON")
-    info.set_defaults(run=_info, batch_size=1, window=None, hop=None)
+    info.set_defaults(run=_info, batch_size=1, window=None, hop=None, length_bucket=None)
     add_training_commands(commands)
     return parser
 

@@ -87,10 +87,14 @@ def bilinear_resize(grid: NDArray, size: tuple[int, int]) -> NDArray:
     grid = np.asarray(grid)
     if grid.ndim < 2:
         raise ValueError(f"grid must have at least 2 axes (..., H, W), got shape {grid.shape}")
-    if len(size) != 2 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in size):
-        raise ValueError(f"size must be two ints >= 1, got {size!r}")
+    _check_size(size)
     out = _resize_axis(grid, size[1], axis=-1)
     return _resize_axis(out, size[0], axis=-2)
+
+
+def _check_size(size: tuple[int, int]) -> None:
+    if len(size) != 2 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in size):
+        raise ValueError(f"size must be two ints >= 1, got {size!r}")
 
 
 def _middle(n_in: int, n_out: int) -> slice:
@@ -120,6 +124,7 @@ def adapt_grid(grid: NDArray, size: tuple[int, int], *, rule: PositionRule) -> N
     """
     if rule not in POSITION_RULES:
         raise ValueError(f"rule must be one of {POSITION_RULES}, got {rule!r}")
+    _check_size(size)
     f_dim, t_dim = size
     _, hs, ws = grid.shape
     if rule == "prefix":

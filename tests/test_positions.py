@@ -194,5 +194,7 @@ def test_errors_name_the_value():
         )
     with pytest.raises(ValueError, match="size must be two ints"):
         bilinear_resize(grid, (0, 4))
+    with pytest.raises(ValueError, match=r"size must be two ints >= 1, got \(12, 0\)"):
+        adapt_grid(grid, (12, 0), rule="audioset")
     with pytest.raises(ValueError, match="frames and bucket must be >= 1"):
         bucketed_length(0, ASTConfig(), bucket=10)

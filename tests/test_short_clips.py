@@ -4,9 +4,13 @@ bucketed lengths with the first t_dim position columns, and equals that computat
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+import soundfile
 from tiny_checkpoint import CONFIG, EXTRACTOR, RATE, tiny_params, tone
 
 from ast_jax import ASTForAudioClassification, AudioClassifier, load_pretrained, save_pretrained
@@ -15,6 +19,8 @@ from ast_jax.positions import adapt_params
 # Rows batched with different neighbours go through XLA's CPU matmuls in different blockings;
 # float32 results of the tiny model then differ in the last bits (as in test_inference).
 PARITY_ATOL = 1e-6
+# The CLI prints scores rounded to 6 decimals.
+PRINTED_ATOL = 1e-6
 BUCKET = 4  # patch columns: the tiny model's 12 columns give lengths 46, 86 and 128 frames
 
 
@@ -88,3 +94,17 @@ def test_windows_of_a_long_input_share_the_bucket(checkpoint, short):
 def test_length_bucket_is_validated(checkpoint):
     with pytest.raises(ValueError, match="length_bucket must be None or an int >= 1, got 0"):
         AudioClassifier.from_pretrained(checkpoint, length_bucket=0)
+
+
+def test_cli_length_bucket(checkpoint, short, tmp_path):
+    clip = tone(440.0, 0.4)
+    audio = tmp_path / "clip.wav"
+    soundfile.write(audio, clip, RATE, subtype="FLOAT")
+    command = [sys.executable, "-m", "ast_jax.cli", "classify", str(checkpoint), str(audio)]
+    command += ["--length-bucket", str(BUCKET), "--format", "json", "--top-k", "5", "-q"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    printed = {e["label"]: e["score"] for e in json.loads(result.stdout)[0]["top"]}
+    expected = dict(zip(short.labels, short.classify([clip])[0].scores, strict=True))
+    for label, score in printed.items():
+        assert score == pytest.approx(expected[label], abs=PRINTED_ATOL + PARITY_ATOL)
