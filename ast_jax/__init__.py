@@ -1,6 +1,7 @@
 """ast-jax: the Audio Spectrogram Transformer in JAX/Flax, with a torch-free Kaldi fbank."""
 
 from ast_jax.audio import load_audio, stream_audio
+from ast_jax.bundled import bundled_model_path
 from ast_jax.checkpoint import (
     export_hf,
     load_feature_extractor,
@@ -39,6 +40,7 @@ __all__ = [
     "adapt_params",
     "adapt_position_embeddings",
     "attention_rollout",
+    "bundled_model_path",
     "data_mesh",
     "default_activation",
     "explain",

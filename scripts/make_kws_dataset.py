@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Synthesise a Speech-Commands-style keyword-spotting dataset with espeak-ng.
+
+Twelve classes, as the Speech Commands V2-12 task: the ten core words (yes, no, up, down, left,
+right, on, off, stop, go), ``_unknown_`` (other Speech Commands words) and ``_silence_``
+(background noise only). Every clip is 1 s of 16 kHz mono 16-bit PCM: one word spoken by an
+espeak-ng voice (an English accent + a voice variant, e.g. ``en-us+m3``) at a random speed and
+pitch, at a random position and level, mixed with white, pink or brown noise at a random
+signal-to-noise ratio.
+
+Voices are split by variant: the variants of the test split are never heard in training (in any
+accent), so the test accuracy measures generalisation to unseen voices.
+
+Output: ``OUT/{train,test}/<label>/<n>.wav`` (the layout ``ast-jax finetune`` reads) and
+``OUT/stats.json`` (counts, voices, seed). Deterministic for a given seed and espeak-ng version.
+
+    python scripts/make_kws_dataset.py data/kws
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+
+CORE_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+UNKNOWN_WORDS = (
+    "bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow", "zero",
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "backward",
+    "forward", "follow", "learn", "visual",
+)  # fmt: skip
+SILENCE, UNKNOWN = "_silence_", "_unknown_"
+LABELS = (*CORE_WORDS, SILENCE, UNKNOWN)
+# espeak-ng's English accents (its own voices; the mbrola ones need extra packages).
+ACCENTS = (
+    "en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029",
+    "en-us-nyc",
+)  # fmt: skip
+SAMPLING_RATE = 16000
+CLIP_SAMPLES = SAMPLING_RATE  # 1 s
+SPEED_WPM = (120, 220)  # espeak-ng -s: words per minute (default 175)
+PITCH = (15, 85)  # espeak-ng -p: 0..99 (default 50)
+SNR_DB = (5.0, 35.0)  # speech over background noise
+SPEECH_PEAK = (0.2, 0.9)
+SILENCE_RMS_DB = (-70.0, -20.0)  # background level of _silence_ clips, dB full scale
+TRIM_THRESHOLD = 0.02  # of the peak: where espeak-ng's leading/trailing silence ends
+
+
+def ensure_espeak() -> str:
+    """Path of espeak-ng, installing the Debian package when missing and running as root."""
+    path = shutil.which("espeak-ng")
+    if path is None and os.name == "posix" and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("espeak-ng not found; installing it with apt-get", file=sys.stderr)
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "espeak-ng"], check=True)
+        path = shutil.which("espeak-ng")
+    if path is None:
+        raise SystemExit("espeak-ng is required: sudo apt-get install espeak-ng")
+    return path
+
+
+def list_variants(espeak: str) -> list[str]:
+    """Voice variant names (``espeak-ng --voices=variant``, file column ``!v/<name>``)."""
+    text = subprocess.run(
+        [espeak, "--voices=variant"], capture_output=True, text=True, check=True
+    ).stdout
+    # A file name may hold a space ("!v/Mr serious"); columns are separated by two or more.
+    names = re.findall(r"!v/(\S+(?: \S+)*)", text)
+    return sorted(set(names))
+
+
+def synthesise(espeak: str, voice: str, word: str, speed: int, pitch: int) -> np.ndarray:
+    """One word at 16 kHz, float32, leading and trailing silence trimmed."""
+    with tempfile.NamedTemporaryFile(suffix=".wav") as file:
+        subprocess.run(
+            [espeak, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", file.name, word],
+            check=True,
+            capture_output=True,
+        )
+        audio, rate = soundfile.read(file.name, dtype="float32")
+    audio = soxr.resample(audio, rate, SAMPLING_RATE)
+    loud = np.flatnonzero(np.abs(audio) > TRIM_THRESHOLD * np.abs(audio).max())
+    return audio[loud[0] : loud[-1] + 1] if loud.size else audio
+
+
+def coloured_noise(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Unit-RMS white, pink (1/f) or brown (1/f^2) noise."""
+    exponent = rng.choice([0.0, 1.0, 2.0])
+    spectrum = np.fft.rfft(rng.standard_normal(size))
+    frequencies = np.maximum(np.fft.rfftfreq(size), 1.0 / size)
+    noise = np.fft.irfft(spectrum / frequencies ** (exponent / 2), n=size)
+    return noise / np.sqrt(np.mean(noise**2))
+
+
+def place_word(rng: np.random.Generator, speech: np.ndarray) -> np.ndarray:
+    """The word at a random position and peak level in a 1-s clip, plus noise at a random SNR."""
+    if speech.size > CLIP_SAMPLES:  # rare: slow voices; keep the middle second
+        start = (speech.size - CLIP_SAMPLES) // 2
+        speech = speech[start : start + CLIP_SAMPLES]
+    clip = np.zeros(CLIP_SAMPLES, np.float32)
+    offset = rng.integers(0, CLIP_SAMPLES - speech.size + 1)
+    clip[offset : offset + speech.size] = speech * (
+        rng.uniform(*SPEECH_PEAK) / np.abs(speech).max()
+    )
+    speech_rms = np.sqrt(np.mean(clip[offset : offset + speech.size] ** 2))
+    noise_rms = speech_rms * 10 ** (-rng.uniform(*SNR_DB) / 20)
+    return clip + noise_rms * coloured_noise(rng, CLIP_SAMPLES)
+
+
+def background(rng: np.random.Generator) -> np.ndarray:
+    """A ``_silence_`` clip: noise only, at a random level."""
+    return 10 ** (rng.uniform(*SILENCE_RMS_DB) / 20) * coloured_noise(rng, CLIP_SAMPLES)
+
+
+def plan_split(
+    rng: np.random.Generator, voices: list[str], per_class: int
+) -> list[tuple[str, str, str, int, int]]:
+    """``(label, voice, word, speed, pitch)`` for every spoken clip of one split."""
+    plan = []
+    for label in (*CORE_WORDS, UNKNOWN):
+        for _ in range(per_class):
+            word = rng.choice(UNKNOWN_WORDS) if label == UNKNOWN else label
+            voice = voices[rng.integers(len(voices))]
+            plan.append(
+                (label, voice, str(word), int(rng.integers(*SPEED_WPM)), int(rng.integers(*PITCH)))
+            )
+    return plan
+
+
+def write_split(
+    espeak: str, out: Path, plan: list, silences: int, seed: int, workers: int
+) -> dict[str, int]:
+    """Synthesise and write one split; returns clips per label."""
+    counts = dict.fromkeys(LABELS, 0)
+    for label in LABELS:
+        (out / label).mkdir(parents=True, exist_ok=True)
+
+    def render(index: int, item: tuple) -> tuple[str, np.ndarray]:
+        label, voice, word, speed, pitch = item
+        rng = np.random.default_rng([seed, index])
+        return label, place_word(rng, synthesise(espeak, voice, word, speed, pitch))
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        clips = list(pool.map(render, range(len(plan)), plan))
+    rng = np.random.default_rng([seed, len(plan)])
+    clips += [(SILENCE, background(rng)) for _ in range(silences)]
+    for label, clip in clips:
+        path = out / label / f"{counts[label]:05d}.wav"
+        soundfile.write(path, np.clip(clip, -1.0, 1.0), SAMPLING_RATE, subtype="PCM_16")
+        counts[label] += 1
+    return counts
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="output directory (e.g. data/kws)")
+    parser.add_argument("--train-per-class", type=int, default=500)
+    parser.add_argument("--test-per-class", type=int, default=150)
+    parser.add_argument(
+        "--test-variants", type=float, default=0.2, help="share of held-out variants"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    espeak = ensure_espeak()
+    rng = np.random.default_rng(args.seed)
+    variants = list_variants(espeak)
+    rng.shuffle(variants)
+    held_out = max(1, round(args.test_variants * len(variants)))
+    test_variants, train_variants = sorted(variants[:held_out]), sorted(variants[held_out:])
+    stats = {"seed": args.seed, "labels": LABELS, "accents": ACCENTS}
+    for split, split_variants, per_class in (
+        ("train", train_variants, args.train_per_class),
+        ("test", test_variants, args.test_per_class),
+    ):
+        voices = [f"{accent}+{variant}" for accent in ACCENTS for variant in split_variants]
+        plan = plan_split(rng, voices, per_class)
+        seed = args.seed * 2 + (split == "test")
+        counts = write_split(espeak, args.out / split, plan, per_class, seed, args.workers)
+        stats[split] = {"variants": split_variants, "voices": len(voices), "clips": counts}
+        print(f"{split}: {sum(counts.values())} clips, {len(voices)} voices", file=sys.stderr)
+    (args.out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
