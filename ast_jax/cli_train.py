@@ -1,7 +1,7 @@
 """The ``finetune`` and ``evaluate`` subcommands of the ``ast-jax`` command line.
 
-Kept apart from `ast_jax.cli` (which registers them) because they import the training stack
-(optax, the data pipeline), which inference never needs.
+Kept apart from `ast_jax.cli`, which only registers them, so the training command line is one
+module next to the training code it drives.
 
 Exit codes as the rest of the command line: 0 success, 2 the command cannot run (bad data, model or
 options).
@@ -14,13 +14,17 @@ import json
 import sys
 from pathlib import Path
 
+from ast_jax.finetune import evaluate_model, finetune
+from ast_jax.sharding import data_mesh
+from ast_jax.train import RECIPES, TrainConfig
+
 __all__ = ["add_commands"]
 
 _TRAIN_ERRORS = (OSError, ValueError, ImportError)
 
 
-def _train_config(args: argparse.Namespace):
-    from ast_jax.train import RECIPES, TrainConfig
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    """The recipe's settings (if any), overridden by the options given."""
 
     settings = dict(RECIPES[args.recipe]) if args.recipe else {}
     options = {
@@ -36,9 +40,6 @@ def _train_config(args: argparse.Namespace):
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    from ast_jax.finetune import finetune
-    from ast_jax.sharding import data_mesh
-
     try:
         train_config = _train_config(args)
         result = finetune(
@@ -59,8 +60,6 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from ast_jax.finetune import evaluate_model
-
     try:
         results = evaluate_model(
             args.model, args.data, cache_dir=args.cache, batch_size=args.batch_size
@@ -83,8 +82,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register ``finetune`` and ``evaluate`` on the ``ast-jax`` subparsers."""
-    from ast_jax.train import RECIPES
-
     finetune = commands.add_parser(
         "finetune",
         help="fine-tune a checkpoint (or train a config.json from scratch) on labelled audio",

@@ -92,7 +92,9 @@ class Dataset:
         return bool((self.targets.sum(-1) > 1).any())
 
 
-def _multi_hot(clip_labels: list[list[str]], labels: Sequence[str] | None) -> tuple:
+def _multi_hot(
+    clip_labels: list[list[str]], labels: Sequence[str] | None
+) -> tuple[NDArray[np.float32], tuple[str, ...]]:
     """Targets ``(B, C)`` and the label tuple (sorted names found, unless ``labels`` is given)."""
     found = sorted({label for names in clip_labels for label in names})
     labels = tuple(found if labels is None else labels)
@@ -350,16 +352,18 @@ class Loader:
         sharding: jax.sharding.Sharding | None = None,
         prefetch: int = 2,
     ) -> None:
-        """Args:
-        features: ``(B, T, F)`` unnormalised features (`compute_features`).
-        targets: ``(B, C)`` float32.
-        batch_size: examples per batch.
-        seed: shuffling and mixup seed.
-        mixup: probability that an example is mixed with a random partner (0 disables).
-        waveforms: `load_waveforms` output; required when ``mixup > 0``.
-        extractor: featurises mixed waveforms; required when ``mixup > 0``.
-        sharding: device placement of the batch arrays (default: the default device).
-        prefetch: batches prepared ahead.
+        """Loader over cached features.
+
+        Args:
+          features: ``(B, T, F)`` unnormalised features (`compute_features`).
+          targets: ``(B, C)`` float32.
+          batch_size: examples per batch.
+          seed: shuffling and mixup seed.
+          mixup: probability that an example is mixed with a random partner (0 disables).
+          waveforms: `load_waveforms` output; required when ``mixup > 0``.
+          extractor: featurises mixed waveforms; required when ``mixup > 0``.
+          sharding: device placement of the batch arrays (default: the default device).
+          prefetch: batches prepared ahead.
 
         Raises:
           ValueError: mismatched inputs, ``mixup`` outside [0, 1], or mixup without waveforms.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +70,11 @@ class TrainState:
         return jax.random.wrap_key_data(self.rng)
 
     def after_epoch(self, params: Any, opt_state: Any, epoch: int) -> TrainState:
+        """The state after ``epoch`` finished epochs, with these params and optimiser state."""
         return dataclasses.replace(self, params=params, opt_state=opt_state, epoch=epoch)
 
     def with_record(self, record: dict[str, Any]) -> TrainState:
+        """The state with ``record`` appended to the history."""
         return dataclasses.replace(self, history=(*self.history, record))
 
     def add_to_average(self, params: Any) -> TrainState:
@@ -91,6 +93,7 @@ class TrainState:
         return jax.tree.map(lambda x: (x / count).astype(np.float32), self.average_sum)
 
     def add_predictions(self, scores: NDArray[np.floating]) -> TrainState:
+        """Adds one epoch's ``(B, C)`` validation scores to the ensemble sum (float64)."""
         scores = np.asarray(scores, np.float64)
         total = scores if self.ensemble_sum is None else self.ensemble_sum + scores
         return dataclasses.replace(self, ensemble_sum=total, ensemble_count=self.ensemble_count + 1)
@@ -102,7 +105,7 @@ class TrainState:
         return self.ensemble_sum / self.ensemble_count
 
 
-def _atomic(path: Path, write) -> None:
+def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     write(temp)
     os.replace(temp, path)
