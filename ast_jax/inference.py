@@ -10,7 +10,7 @@ once. While the device runs one batch, the host decodes and featurises the next.
 Short clips: with ``length_bucket``, a window shorter than ``max_length`` frames runs at the
 shortest bucketed length that holds it (`ast_jax.positions.bucketed_length`) with the first
 ``t_dim`` columns of the position table, the positions it has when padded. This drops the padding
-tokens instead of attending to them: far less compute, slightly different scores (see the README).
+tokens instead of attending to them: far less compute, different scores (see the README).
 Batches then hold windows of one length; one compilation per output kind and length.
 
 Scores: the model's logits go through a sigmoid for multi-label models and a softmax otherwise
