@@ -388,7 +388,7 @@ class AudioClassifier:
         """
         if not self.has_head:
             raise ValueError("this checkpoint has no classifier head; it can only embed")
-        step = self._step(("classify",), self.config.max_length)
+        step = self._step("classify")
         scores = np.zeros((len(input_values), self.config.num_labels), np.float32)
         for first in range(0, len(input_values), self.batch_size):
             chunk = input_values[first : first + self.batch_size]
@@ -495,9 +495,10 @@ class AudioClassifier:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _step(self, kind: tuple, frames: int) -> Callable:
-        """The jitted model call for ``kind`` on ``(B, frames, F)``, built once per kind and
-        length."""
+    def _step(self, *kind: Any, frames: int | None = None) -> Callable:
+        """The jitted model call for ``kind`` on ``(B, frames, F)`` (None: ``max_length``), built
+        once per kind and length."""
+        frames = self.config.max_length if frames is None else frames
         if (kind, frames) not in self._steps:
             config = dataclasses.replace(self.config, max_length=frames)
             if kind[0] == "classify":
@@ -595,7 +596,7 @@ class AudioClassifier:
                 segments = [segment for _, _, segment in batch.windows]
                 values = self.extractor(segments, sampling_rate=rate)["input_values"]
                 values = values[:, : batch.frames]  # (B', T', F), the extractor pads to T
-                step = self._step(kind, batch.frames)
+                step = self._step(*kind, frames=batch.frames)
                 outputs = step(self._params, self._device_batch(values))  # dispatched, not waited
             if in_flight is not None:
                 yield from _finish(*in_flight, collected, rate, progress)

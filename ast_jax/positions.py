@@ -119,8 +119,8 @@ def adapt_grid(grid: NDArray, size: tuple[int, int], *, rule: PositionRule) -> N
         `(D, f_dim, t_dim)` grid.
 
     Raises:
-        ValueError: an unknown rule, or "prefix" asked for another frequency size or a longer time
-            axis.
+        ValueError: an unknown rule, a `size` that is not two ints >= 1, or "prefix" asked for
+            another frequency size or a longer time axis.
     """
     if rule not in POSITION_RULES:
         raise ValueError(f"rule must be one of {POSITION_RULES}, got {rule!r}")
