@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ast_jax.audio import find_audio, load_audio
+from ast_jax.audio import AUDIO_EXTENSIONS, find_audio, load_audio
+from ast_jax.bundled import BUNDLED_MODELS, DEFAULT_BUNDLED_MODEL
 from ast_jax.cli_train import add_commands as add_training_commands
 from ast_jax.config import ASTConfig
 from ast_jax.features import PRESETS, FeatureExtractor
@@ -304,6 +305,10 @@ def _explain(args: argparse.Namespace) -> int:
 
     from ast_jax.explain import explain
 
+    if len(args.inputs) != 1:
+        raise _CommandError(f"explain takes one FILE, got {len(args.inputs)}")
+    file = args.inputs[0]
+
     try:
         config, params, extractor = load_model(resolve_model(args.model))
     except (OSError, ValueError, ImportError) as error:
@@ -315,13 +320,13 @@ def _explain(args: argparse.Namespace) -> int:
         max_length=config.max_length,
     )
     try:
-        waveform = load_audio(args.file, extractor.sampling_rate)
+        waveform = load_audio(file, extractor.sampling_rate)
         start = round(args.start * extractor.sampling_rate)
         output = extractor(
             waveform[start:], sampling_rate=extractor.sampling_rate, return_num_frames=True
         )
     except (OSError, ValueError) as error:
-        print(f"error: {args.file}: {error}", file=sys.stderr)
+        print(f"error: {file}: {error}", file=sys.stderr)
         return 1
     values, frames = output["input_values"], int(output["num_frames"][0])  # (1, T, F)
     result = jax.jit(explain, static_argnames="config")(params, config, values)
@@ -333,10 +338,10 @@ def _explain(args: argparse.Namespace) -> int:
         config,
         top,
         args.output,
-        title=f"{args.file.name} from {args.start:g} s: attention rollout",
+        title=f"{file.name} from {args.start:g} s: attention rollout",
     )
-    print(f"{args.file}: {', '.join(f'{label} {score:.3f}' for label, score in top)}")
-    print(f"{args.file}: attention map -> {args.output}")
+    print(f"{file}: {', '.join(f'{label} {score:.3f}' for label, score in top)}")
+    print(f"{file}: attention map -> {args.output}")
     return 0
 
 
@@ -381,7 +386,7 @@ def _info(args: argparse.Namespace) -> int:
     windowing = classifier.windowing
     frame_seconds = windowing.options.frame_shift / 1000
     info = {
-        "model": str(args.model),
+        "model": str(resolve_model(args.model)),
         "head": classifier.has_head,
         "parameters": classifier.num_params,
         "hidden_size": config.hidden_size,
@@ -415,10 +420,39 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_model_argument(parser: argparse.ArgumentParser) -> None:
-    # The one place to change when a bundled model ships (inference.DEFAULT_MODEL): then MODEL
-    # becomes optional.
-    parser.add_argument("model", help="checkpoint directory (ast-jax or Hugging Face) or hub id")
+_MODEL_HELP = (
+    "an optional leading MODEL: a checkpoint directory (ast-jax or Hugging Face), a hub id or a "
+    f"bundled model ({', '.join(BUNDLED_MODELS)}); default: the bundled {DEFAULT_BUNDLED_MODEL}"
+)
+
+
+def _add_model_and_inputs(parser: argparse.ArgumentParser, inputs: str, count: str) -> None:
+    """``[MODEL] INPUTS``: the leading MODEL is optional (see `_split_model`)."""
+    parser.add_argument(
+        "arguments", nargs=count, metavar=inputs, help=f"{inputs}, after {_MODEL_HELP}"
+    )
+    parser.set_defaults(inputs_name=inputs)
+
+
+def _names_model(argument: str) -> bool:
+    """Whether a leading argument names a model rather than audio: a bundled model, a checkpoint
+    directory (it holds config.json), or anything else that is not a local path or an audio file
+    name (a hub id; a mistyped path then fails to load as a model, naming it)."""
+    path = Path(argument)
+    if argument in BUNDLED_MODELS:
+        return True
+    if path.exists():
+        return path.is_dir() and (path / "config.json").is_file()
+    return path.suffix.lower() not in AUDIO_EXTENSIONS
+
+
+def _split_model(args: argparse.Namespace) -> None:
+    """Set ``args.model`` (None: the bundled model) and ``args.inputs`` from ``args.arguments``."""
+    arguments = list(args.arguments)
+    args.model = arguments.pop(0) if arguments and _names_model(arguments[0]) else None
+    if not arguments:
+        raise _CommandError(f"no {args.inputs_name} given after the model")
+    args.inputs = [Path(argument) for argument in arguments]
 
 
 def _add_window_arguments(parser: argparse.ArgumentParser) -> None:
@@ -450,8 +484,7 @@ def _parser() -> argparse.ArgumentParser:
     classify = commands.add_parser(
         "classify", help="labels and scores of audio files, per clip and per window"
     )
-    _add_model_argument(classify)
-    classify.add_argument("inputs", nargs="+", type=Path, help="audio files or directories")
+    _add_model_and_inputs(classify, "FILES_OR_DIRS", "+")
     classify.add_argument(
         "--top-k", type=_positive_int, default=5, help="labels per clip and window"
     )
@@ -470,8 +503,7 @@ def _parser() -> argparse.ArgumentParser:
     classify.set_defaults(run=_classify)
 
     embed = commands.add_parser("embed", help="pooled (and token, layer) embeddings of audio")
-    _add_model_argument(embed)
-    embed.add_argument("inputs", nargs="+", type=Path, help="audio files or directories")
+    _add_model_and_inputs(embed, "FILES_OR_DIRS", "+")
     embed.add_argument(
         "-o", "--output", type=Path, required=True, help="output .npy, .npz or .safetensors"
     )
@@ -524,15 +556,14 @@ def _parser() -> argparse.ArgumentParser:
     explain = commands.add_parser(
         "explain", help="draw a clip's spectrogram with its attention-rollout map and top labels"
     )
-    _add_model_argument(explain)
-    explain.add_argument("file", type=Path, help="audio file (its first window is explained)")
+    _add_model_and_inputs(explain, "FILE", "+")
     explain.add_argument("-o", "--output", type=Path, required=True, help="PNG to write")
     explain.add_argument("--start", type=float, default=0.0, help="window start in seconds")
     explain.add_argument("--top-k", type=_positive_int, default=5, help="labels to print")
     explain.set_defaults(run=_explain)
 
     info = commands.add_parser("info", help="a model's configuration, size and labels")
-    _add_model_argument(info)
+    info.add_argument("model", nargs="?", metavar="MODEL", help=_MODEL_HELP)
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(run=_info, batch_size=1, window=None, hop=None, length_bucket=None)
     add_training_commands(commands)
@@ -543,6 +574,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = _parser().parse_args(argv)
     try:
+        if hasattr(args, "arguments"):
+            _split_model(args)
         return args.run(args)
     except _CommandError as error:
         print(f"error: {error}", file=sys.stderr)

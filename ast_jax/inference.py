@@ -39,6 +39,7 @@ from jax.sharding import Mesh
 from numpy.typing import NDArray
 
 from ast_jax.audio import audio_info, stream_audio
+from ast_jax.bundled import BUNDLED_MODELS, bundled_model_path
 from ast_jax.checkpoint import load_feature_extractor, load_pretrained
 from ast_jax.config import ASTConfig
 from ast_jax.features import FeatureExtractor, num_frames
@@ -50,7 +51,6 @@ from ast_jax.windows import Windowing, sliding_windows
 __all__ = [
     "ACTIVATIONS",
     "AGGREGATES",
-    "DEFAULT_MODEL",
     "AudioClassifier",
     "Classification",
     "Embedding",
@@ -69,8 +69,6 @@ AGGREGATES: tuple[str, ...] = ("mean", "max")
 # AudioSet's class count. The MIT AudioSet checkpoints leave `problem_type` unset although they were
 # trained with a per-class BCE loss, so the class count is what identifies them.
 AUDIOSET_NUM_LABELS = 527
-# The model used when none is named; None until a bundled model ships (then a path or hub id).
-DEFAULT_MODEL: str | None = None
 
 Input = str | os.PathLike | NDArray
 
@@ -94,16 +92,13 @@ def default_activation(config: ASTConfig) -> Activation:
 
 
 def resolve_model(model: str | os.PathLike | None) -> str | os.PathLike:
-    """``model``, or `DEFAULT_MODEL` when it is None.
-
-    Raises:
-      ValueError: no model named and no default model available.
-    """
-    if model is not None:
-        return model
-    if DEFAULT_MODEL is None:
-        raise ValueError("no model given and no default model is bundled yet; name a model")
-    return DEFAULT_MODEL
+    """``model``; a bundled model's name gives its directory, and None the default bundled model
+    (`ast_jax.bundled`)."""
+    if model is None:
+        return bundled_model_path()
+    if str(model) in BUNDLED_MODELS:
+        return bundled_model_path(str(model))
+    return model
 
 
 def load_model(

@@ -187,3 +187,27 @@ def test_convert_then_info(model, tmp_path):
     missing = _cli("convert", str(tmp_path / "nothing-here"), str(tmp_path / "out"))
     assert missing.returncode == 1
     assert "cannot read" in missing.stderr
+
+
+BUNDLED_EXAMPLES = sorted((EXAMPLE.parent).glob("kws_*.wav"))
+
+
+def test_classify_defaults_to_the_bundled_model():
+    result = _cli("classify", *map(str, BUNDLED_EXAMPLES), "--top-k", "1", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    top = [entry["top"][0]["label"] for entry in json.loads(result.stdout)]
+    assert top == [path.stem.removeprefix("kws_") for path in BUNDLED_EXAMPLES]
+    named = _cli(
+        "classify", "kws12", *map(str, BUNDLED_EXAMPLES), "--top-k", "1", "--format", "json"
+    )
+    assert named.stdout == result.stdout
+
+
+def test_a_leading_model_is_told_apart_from_inputs(model, audio):
+    # A directory holding config.json is a model; audio directories and missing .wav are inputs.
+    with_model = _cli("classify", str(model), str(audio / "short.wav"), "--format", "json")
+    assert with_model.returncode == 0, with_model.stderr
+    assert len(json.loads(with_model.stdout)) == 1
+    missing = _cli("classify", "missing.wav", str(audio / "short.wav"), "--format", "json")
+    assert missing.returncode == 1 and "missing.wav" in missing.stderr
+    assert _cli("classify", "kws12").returncode == 2
