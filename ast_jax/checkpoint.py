@@ -49,6 +49,7 @@ __all__ = [
     "load_feature_extractor",
     "load_original",
     "load_pretrained",
+    "load_source",
     "original_config",
     "read_hf_state_dict",
     "save_pretrained",
@@ -467,3 +468,25 @@ def load_feature_extractor(
     """
     directory = _resolve(path_or_repo_id, revision, [PREPROCESSOR_CONFIG])
     return FeatureExtractor.from_pretrained(directory)
+
+
+def load_source(
+    source: str | os.PathLike[str],
+    *,
+    strides: tuple[int, int] | None = None,
+    **original_options: Any,
+) -> tuple[ASTConfig, dict[str, Any]]:
+    """What `ast-jax convert` reads: an original `.pth` file (`load_original`), else a directory
+    or hub id (`load_pretrained`).
+
+    Args:
+        source: a `.pth` file, an ast-jax or Hugging Face directory, or a hub id.
+        strides: `(frequency, time)` strides of a `.pth` (default: from its file name).
+        **original_options: further `original_config` arguments, used for `.pth` files only.
+    """
+    if not Path(source).is_file():
+        return load_pretrained(source)
+    frequency_stride, time_stride = strides or (None, None)
+    return load_original(
+        source, frequency_stride=frequency_stride, time_stride=time_stride, **original_options
+    )

@@ -266,27 +266,17 @@ def _embed(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from ast_jax.checkpoint import (
-        load_feature_extractor,
-        load_original,
-        load_pretrained,
-        save_pretrained,
-    )
+    from ast_jax.checkpoint import load_feature_extractor, load_source, save_pretrained
     from ast_jax.torch_pickle import UnsafePickleError
 
     try:
-        if Path(args.source).is_file():  # an original YuanGongND/ast .pth
-            strides = args.strides or (None, None)
-            config, params = load_original(
-                args.source,
-                frequency_stride=strides[0],
-                time_stride=strides[1],
-                max_length=args.max_length,
-                num_attention_heads=args.heads,
-                timm_exact=not args.hf_layer_norm_eps,
-            )
-        else:
-            config, params = load_pretrained(args.source)
+        config, params = load_source(
+            args.source,
+            strides=args.strides,
+            max_length=args.max_length,
+            num_attention_heads=args.heads,
+            timm_exact=not args.hf_layer_norm_eps,
+        )
     except (OSError, ValueError, ImportError, UnsafePickleError) as error:
         print(f"error: cannot read {args.source}: {error}", file=sys.stderr)
         return 1

@@ -40,11 +40,9 @@ from ast_jax import (
     FeatureExtractor,
     export_hf,
     load_feature_extractor,
-    load_original,
-    load_pretrained,
     save_pretrained,
 )
-from ast_jax.checkpoint import WEIGHTS_NAME
+from ast_jax.checkpoint import WEIGHTS_NAME, load_source
 from ast_jax.model import build_model
 
 # HF's own bar for AST logits (AST_SPEC §6.3, §8.15).
@@ -122,18 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     original.add_argument("--hf-layer-norm-eps", action="store_true", help="1e-12, not timm's")
     args = parser.parse_args(argv)
 
-    if Path(args.src).is_file():
-        strides = args.strides or (None, None)
-        config, params = load_original(
-            args.src,
-            frequency_stride=strides[0],
-            time_stride=strides[1],
-            max_length=args.max_length,
-            num_attention_heads=args.heads,
-            timm_exact=not args.hf_layer_norm_eps,
-        )
-    else:
-        config, params = load_pretrained(args.src)
+    config, params = load_source(
+        args.src,
+        strides=args.strides,
+        max_length=args.max_length,
+        num_attention_heads=args.heads,
+        timm_exact=not args.hf_layer_norm_eps,
+    )
     extractor = _feature_extractor(args.src, config)
     save_pretrained(args.out_dir, config, params, feature_extractor=extractor)
     print(f"wrote {args.out_dir} ({config.num_hidden_layers} layers, {config.num_labels} labels)")
