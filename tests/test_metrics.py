@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+from sklearn import metrics as sklearn_metrics
 import pytest
 
 from ast_jax.metrics import accuracy, average_precision, d_prime, evaluate, roc_auc
@@ -55,7 +56,6 @@ def test_d_prime():
 
 
 def test_against_sklearn_definitions_on_random_data():
-    sklearn_metrics = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(0)
     targets = (rng.random((200, 5)) < 0.3).astype(float)
     scores = np.round(rng.random((200, 5)) + targets * 0.3, 2)  # rounding makes ties
