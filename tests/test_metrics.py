@@ -3,8 +3,8 @@
 import math
 
 import numpy as np
-from sklearn import metrics as sklearn_metrics
 import pytest
+from sklearn import metrics as sklearn_metrics
 
 from ast_jax.metrics import accuracy, average_precision, d_prime, evaluate, roc_auc
 
