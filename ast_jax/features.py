@@ -428,12 +428,13 @@ def _block_features(
     padded = _WORKSPACE.get("padded", n, options.padded_window_size, np.float64)  # (n, P)
     x = padded[:, :size]  # (n, L)
     padded[:, size:] = 0.0
-    frames = windows[starts]  # (n, L), a gathered copy
+    frames = windows[starts]  # (n, L), a gathered copy in the signal's dtype
     if options.dither != 0.0:
         # Fresh noise per frame: overlapping samples get different noise in each frame.
-        frames += options.dither * rng.standard_normal((n, size))
+        frames = frames + options.dither * rng.standard_normal((n, size))
     if options.remove_dc_offset:
-        np.subtract(frames, frames.mean(axis=-1, keepdims=True), out=x)
+        # Written straight into the float64 buffer; the mean is accumulated in float64.
+        np.subtract(frames, frames.mean(axis=-1, keepdims=True, dtype=np.float64), out=x)
     else:
         x[...] = frames
     # htk_compat only decides where the energy column goes: last, else first.
@@ -649,7 +650,7 @@ def _fbank_equal_lengths(
         raise ValueError(f"{name} must be a (B, S) batch, got shape {batch.shape}")
     _check_length(batch.shape[-1], options, f"each clip in {name}")
     count = 0 if _too_short(batch.shape[-1], options) else num_frames(batch.shape[-1], options)
-    extended = np.ascontiguousarray(extend_signal(batch, options), dtype=np.float64)  # (B, S')
+    extended = np.ascontiguousarray(extend_signal(batch, options))  # (B, S')
     offsets = np.arange(batch.shape[0]) * extended.shape[-1]
     counts = np.full(batch.shape[0], count)
     starts = _frame_starts(offsets, counts, options.window_shift)  # (B*T,)
@@ -680,7 +681,7 @@ def _fbank_ragged(
         ]
     )  # (B,)
     starts = _frame_starts(np.cumsum(lengths) - lengths, counts, options.window_shift)
-    signal = np.concatenate(extended, dtype=np.float64)  # (sum S'_i,)
+    signal = np.concatenate(extended, dtype=np.result_type(*extended))  # (sum S'_i,)
     features = _features(signal, starts, options, rng)
     return _subtract_mean(features, counts, options), counts
 
@@ -779,17 +780,16 @@ class FeatureExtractor:
         clips = self._as_clips(raw_speech)
         compute = _fbank_equal_lengths if isinstance(clips, np.ndarray) else _fbank_ragged
         features, counts = compute(clips, self.fbank_options, None, "raw_speech")  # (N, F), (B,)
-        # Clips were cut to max_length frames; scatter the stacked frames into padded rows.
-        values = np.full(
-            (counts.size, self.max_length, self.num_mel_bins), self.padding_value, dtype=np.float32
-        )  # (B, T, F)
+        # Clips were cut to max_length frames; scatter the stacked frames, then pad the rest.
+        values = np.empty((counts.size, self.max_length, self.num_mel_bins), np.float32)
         first = np.cumsum(counts) - counts
         rows = np.repeat(np.arange(counts.size), counts)  # (N,)
         values[rows, np.arange(rows.size) - first[rows]] = features
+        values[np.arange(self.max_length) >= counts[:, None]] = self.padding_value
         if self.do_normalize:
-            values = ((values - np.float32(self.mean)) / np.float32(2 * self.std)).astype(
-                np.float32
-            )
+            # In float32 with float32 constants, as transformers computes it.
+            np.subtract(values, np.float32(self.mean), out=values)
+            np.divide(values, np.float32(2 * self.std), out=values)
         output = {"input_values": values}
         if return_num_frames:
             output["num_frames"] = counts.astype(np.int32)
@@ -832,7 +832,7 @@ class FeatureExtractor:
                 f"{raw_speech.shape}"
             )
         if isinstance(raw_speech, np.ndarray):
-            array = _as_signal_array(raw_speech, "raw_speech").astype(np.float32)
+            array = _as_signal_array(raw_speech, "raw_speech").astype(np.float32, copy=False)
             return array[..., :needed] if is_batch else [array[:needed]]
         if not is_batch:
             raw_speech = [raw_speech]
@@ -841,7 +841,7 @@ class FeatureExtractor:
             array = np.asarray(clip)
             if isinstance(clip, list | tuple):  # Python numbers: accepted whatever their type
                 array = np.asarray(clip, dtype=np.float32)
-            array = _as_signal_array(array, f"raw_speech[{i}]").astype(np.float32)
+            array = _as_signal_array(array, f"raw_speech[{i}]").astype(np.float32, copy=False)
             if array.ndim != 1:
                 raise ValueError(f"raw_speech[{i}] must be 1-D mono audio, got shape {array.shape}")
             clips.append(array[:needed])
