@@ -17,10 +17,9 @@ import torch
 import transformers
 from flax.traverse_util import flatten_dict
 from hf_models import hf_model, save_hf
+from tiny_checkpoint import SMALL, tiny_params
 
 from ast_jax import (
-    ASTConfig,
-    ASTForAudioClassification,
     FeatureExtractor,
     load_feature_extractor,
     load_pretrained,
@@ -29,21 +28,12 @@ from ast_jax import (
 from ast_jax.checkpoint import WEIGHTS_NAME
 from ast_jax.torch_pickle import UnsafePickleError, read_torch_zip
 
-CONFIG = ASTConfig(
-    hidden_size=16,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=24,
-    max_length=40,
-    num_mel_bins=20,
-    labels=("a", "b", "c"),
-)
+CONFIG = SMALL
 
 
 @pytest.fixture(scope="module")
 def params():
-    x = np.zeros((1, CONFIG.max_length, CONFIG.num_mel_bins), np.float32)
-    return ASTForAudioClassification(CONFIG).init(jax.random.key(0), x)["params"]
+    return tiny_params(config=CONFIG)
 
 
 @pytest.fixture(scope="module")

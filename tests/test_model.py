@@ -10,8 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import tiny_checkpoint
 import torch
 from hf_models import features, hf_model, hf_outputs, save_hf
+from tiny_checkpoint import SMALL
 
 from ast_jax import ASTConfig, ASTForAudioClassification, ASTModel, load_pretrained
 from ast_jax.layers import activation, layer_norm
@@ -157,35 +159,26 @@ def test_low_precision_tiny_within_tolerance_and_top1(dtype):
 
 # ---- behaviour on a tiny random Flax model ------------------------------------------------
 
-TINY = ASTConfig(
-    hidden_size=16,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=24,
-    max_length=40,
-    num_mel_bins=20,
-    labels=("a", "b", "c"),
-)
+TINY = SMALL
 
 
 @pytest.fixture(scope="module")
-def tiny_params():
-    x = features(TINY, batch=1)
-    return ASTForAudioClassification(TINY).init(jax.random.key(0), x)["params"]
+def small_params():
+    return tiny_checkpoint.tiny_params(config=TINY)
 
 
 @pytest.mark.parametrize("shape", [(2, 40, 21), (2, 41, 20), (40, 20), (1, 2, 40, 20)])
-def test_wrong_input_shape_raises(tiny_params, shape):
+def test_wrong_input_shape_raises(small_params, shape):
     with pytest.raises(ValueError, match=r"\(B, max_length, num_mel_bins\) = \(B, 40, 20\)"):
-        ASTForAudioClassification(TINY).apply({"params": tiny_params}, np.zeros(shape, np.float32))
+        ASTForAudioClassification(TINY).apply({"params": small_params}, np.zeros(shape, np.float32))
 
 
-def test_outputs_and_pooler(tiny_params):
+def test_outputs_and_pooler(small_params):
     x = features(TINY, batch=3)
-    out = ASTForAudioClassification(TINY).apply({"params": tiny_params}, x)
+    out = ASTForAudioClassification(TINY).apply({"params": small_params}, x)
     assert out.logits.shape == (3, 3) and out.hidden_states is None
     backbone = ASTModel(TINY).apply(
-        {"params": tiny_params["backbone"]}, x, output_hidden_states=True
+        {"params": small_params["backbone"]}, x, output_hidden_states=True
     )
     assert backbone.last_hidden_state.shape == (3, TINY.seq_len, 16)
     assert len(backbone.hidden_states) == TINY.num_hidden_layers + 1
@@ -193,20 +186,20 @@ def test_outputs_and_pooler(tiny_params):
     np.testing.assert_array_equal(backbone.pooler_output, pooled)
 
 
-def test_batch_equals_per_row_loop(tiny_params):
+def test_batch_equals_per_row_loop(small_params):
     x = features(TINY, batch=4)
     model = ASTForAudioClassification(TINY)
     with jax.default_matmul_precision("float32"):
-        batched = model.apply({"params": tiny_params}, x).logits
-        rows = [model.apply({"params": tiny_params}, x[i : i + 1]).logits[0] for i in range(4)]
+        batched = model.apply({"params": small_params}, x).logits
+        rows = [model.apply({"params": small_params}, x[i : i + 1]).logits[0] for i in range(4)]
     np.testing.assert_allclose(batched, np.stack(rows), atol=1e-6)
 
 
-def test_dropout_only_when_not_deterministic(tiny_params):
+def test_dropout_only_when_not_deterministic(small_params):
     config = dataclasses.replace(TINY, hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.3)
     model = ASTForAudioClassification(config)
     x = features(config)
-    variables = {"params": tiny_params}
+    variables = {"params": small_params}
     eval_a = model.apply(variables, x).logits
     eval_b = model.apply(variables, x, rngs={"dropout": jax.random.key(5)}).logits
     np.testing.assert_array_equal(eval_a, eval_b)
@@ -220,8 +213,8 @@ def test_dropout_only_when_not_deterministic(tiny_params):
         model.apply(variables, x, deterministic=False)
 
 
-def test_param_tree_names_and_dtypes(tiny_params):
-    flat = jax.tree_util.tree_flatten_with_path(tiny_params)[0]
+def test_param_tree_names_and_dtypes(small_params):
+    flat = jax.tree_util.tree_flatten_with_path(small_params)[0]
     paths = {"/".join(k.key for k in path): leaf for path, leaf in flat}
     assert paths["backbone/layer_1/attention/qkv/kernel"].shape == (16, 48)
     assert paths["backbone/embeddings/patch_projection/kernel"].shape == (16, 16, 1, 16)

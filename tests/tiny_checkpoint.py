@@ -23,12 +23,22 @@ CONFIG = ASTConfig(
     labels=("alpha", "beta", "gamma", "delta", "epsilon"),
 )
 EXTRACTOR = FeatureExtractor.from_preset("speech_commands")  # 128 frames, 128 bins
+# Smaller still, for model and checkpoint tests that need no feature extractor.
+SMALL = ASTConfig(
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=24,
+    max_length=40,
+    num_mel_bins=20,
+    labels=("a", "b", "c"),
+)
 RATE = 16000
 
 
-def tiny_params(seed: int = 0) -> dict:
-    x = np.zeros((1, CONFIG.max_length, CONFIG.num_mel_bins), np.float32)
-    return ASTForAudioClassification(CONFIG).init(jax.random.key(seed), x)["params"]
+def tiny_params(seed: int = 0, config: ASTConfig = CONFIG) -> dict:
+    x = np.zeros((1, config.max_length, config.num_mel_bins), np.float32)
+    return ASTForAudioClassification(config).init(jax.random.key(seed), x)["params"]
 
 
 def save_tiny(directory: Path) -> Path:
