@@ -16,10 +16,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-__all__ = ["DTYPES", "HIDDEN_ACTS", "PRESETS", "PROBLEM_TYPES", "TIMM_LAYER_NORM_EPS", "ASTConfig"]
+__all__ = ["ATTENTIONS", "DTYPES", "HIDDEN_ACTS", "PRESETS", "PROBLEM_TYPES", "TIMM_LAYER_NORM_EPS", "ASTConfig"]
 
 HIDDEN_ACTS = ("gelu", "gelu_new", "relu", "selu")
 DTYPES = ("float32", "bfloat16", "float16")
+# `jax.nn.dot_product_attention` implementations: "auto" lets JAX choose; "cudnn" is the fused
+# flash-attention kernel (NVIDIA GPUs, float16/bfloat16 only); "xla" is the portable path.
+ATTENTIONS = ("auto", "xla", "cudnn")
+# Runtime choices, not model facts: never read from or written to `config.json`.
+_RUNTIME_FIELDS = ("labels", "dtype", "attention")
 PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
 
 # Keys a Hugging Face `config.json` may carry that describe the PyTorch side, not the model.
@@ -87,6 +92,8 @@ class ASTConfig:
         problem_type: None or one of HF's problem types (used by the loss).
         dtype: compute dtype, one of `DTYPES`. Params are always stored in float32; LayerNorm
             statistics, softmax and logits stay float32.
+        attention: the fused attention kernel, one of `ATTENTIONS` (a runtime choice like
+            `dtype`; `output_attentions`, attention dropout and float16 use an explicit softmax).
     """
 
     hidden_size: int = 768
@@ -108,6 +115,7 @@ class ASTConfig:
     labels: tuple[str, ...] = _generic_labels(2)
     problem_type: str | None = None
     dtype: str = "float32"
+    attention: str = "auto"
 
     def __post_init__(self) -> None:
         # Accept any sequence of names but store a tuple so the config stays hashable.
@@ -158,6 +166,8 @@ class ASTConfig:
             )
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
         if not all(isinstance(label, str) for label in self.labels):
             raise ValueError(f"labels must all be str, got {self.labels!r}")
 
@@ -224,7 +234,7 @@ class ASTConfig:
             ValueError: inconsistent labels, or any invalid field value.
         """
         data = {_OLD_NAMES.get(key, key): value for key, value in data.items()}
-        field_names = {f.name for f in fields(cls)} - {"labels", "dtype"}
+        field_names = {f.name for f in fields(cls)} - set(_RUNTIME_FIELDS)
         kwargs = {key: data[key] for key in field_names if key in data}
         if isinstance(kwargs.get("patch_size"), (list, tuple)):
             kwargs["patch_size"] = _square_patch(kwargs["patch_size"])
@@ -239,11 +249,11 @@ class ASTConfig:
     def to_hf_dict(self) -> dict[str, Any]:
         """Returns a `config.json` dict that transformers' `ASTConfig` reads.
 
-        The compute `dtype` is not written: it is a runtime choice, and HF reads a `dtype` key as
-        the storage dtype of the weights. `head_layer_norm_eps` is written only when set (the
+        The compute `dtype` and `attention` are not written: they are runtime choices, and HF
+        reads a `dtype` key as the storage dtype of the weights. `head_layer_norm_eps` is written only when set (the
         timm-exact mode); transformers ignores it and uses `layer_norm_eps` for the head.
         """
-        skip = ("labels", "dtype") + (
+        skip = _RUNTIME_FIELDS + (
             ("head_layer_norm_eps",) if self.head_layer_norm_eps is None else ()
         )
         data: dict[str, Any] = {

@@ -146,7 +146,8 @@ class ASTSelfAttention(nn.Module):
             context, probs = self._explicit_attention(q, k, v, deterministic=not dropout)
         else:
             # Scale K^-1/2, softmax in float32 inside; no mask (every clip has exactly N tokens).
-            context = jax.nn.dot_product_attention(q, k, v)  # (B, N, H, K)
+            implementation = None if cfg.attention == "auto" else cfg.attention
+            context = jax.nn.dot_product_attention(q, k, v, implementation=implementation)
         context = context.reshape(batch, tokens, d)  # heads concatenated head-major
         out = nn.Dense(
             d, dtype=dtype, param_dtype=jnp.float32, kernel_init=_kernel_init(cfg), name="out"

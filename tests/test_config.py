@@ -15,7 +15,7 @@ from ast_jax.config import PRESETS, SPEECH_COMMANDS_LABELS
 from ast_jax.model import abstract_params
 
 # head_layer_norm_eps is ours (timm-exact mode); transformers uses layer_norm_eps for the head.
-OWN_FIELDS = ("labels", "dtype", "head_layer_norm_eps")
+OWN_FIELDS = ("labels", "dtype", "attention", "head_layer_norm_eps")
 HF_FIELDS = [f.name for f in dataclasses.fields(ASTConfig) if f.name not in OWN_FIELDS]
 
 
@@ -81,6 +81,13 @@ def test_dtype_is_a_runtime_choice_not_read_from_hf():
     assert "dtype" not in config.to_hf_dict()
 
 
+def test_attention_is_a_runtime_choice_not_written():
+    with pytest.warns(UserWarning, match="attention"):  # an unknown key there, not taken
+        config = ASTConfig.from_hf_dict({"attention": "cudnn"})
+    assert config.attention == "auto"
+    assert "attention" not in ASTConfig(attention="xla").to_hf_dict()
+
+
 @pytest.mark.parametrize(
     ("field", "value", "match"),
     [
@@ -91,6 +98,7 @@ def test_dtype_is_a_runtime_choice_not_read_from_hf():
         ("layer_norm_eps", 0.0, "layer_norm_eps must be > 0"),
         ("hidden_act", "swish", "hidden_act must be one of"),
         ("dtype", "float64", "dtype must be one of"),
+        ("attention", "flash", "attention must be one of"),
         ("problem_type", "ranking", "problem_type must be one of"),
         ("qkv_bias", 1, "qkv_bias must be a bool"),
         ("max_length", 10.5, "max_length must be an int"),

@@ -1,0 +1,82 @@
+"""Helpers shared by the benchmark scripts: timing, FLOP counts, environment, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from ast_jax.config import ASTConfig
+
+RESULTS_DIR = Path(__file__).parent / "results"
+
+
+def median_seconds(call: Callable[[], object], warmup: int = 1, repeats: int = 5) -> float:
+    """Median wall seconds of `repeats` calls after `warmup` untimed ones. `call` must block until
+    its work is done (`block_until_ready`, `torch.cuda.synchronize`)."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def forward_flops(config: ASTConfig) -> int:
+    """Multiply-add FLOPs (2 per MAC) of one clip's forward pass: patch projection, per layer the
+    qkv / output / MLP projections and the two attention products, and the classifier. LayerNorm,
+    softmax and activations are left out (a few tenths of a percent)."""
+    n, d, i = config.seq_len, config.hidden_size, config.intermediate_size
+    patches = config.num_patches * 2 * config.patch_size**2 * d
+    per_layer = 2 * n * d * (3 * d + d + 2 * i) + 2 * 2 * n * n * d
+    return patches + config.num_hidden_layers * per_layer + 2 * d * config.num_labels
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(**extra: Any) -> dict[str, Any]:
+    """Machine and library versions of this run (imports what it reports on lazily)."""
+    import flax
+    import jax
+    import numpy as np
+
+    device = jax.devices()[0]
+    versions = {
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "flax": flax.__version__,
+        "numpy": np.__version__,
+    }
+    for name in ("torch", "transformers", "torchaudio"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    return {
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "jax_device": f"{device.platform}:{device.device_kind}",
+        "versions": versions,
+        **extra,
+    }
+
+
+def append_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as file:
+        file.writelines(json.dumps(row) + "\n" for row in rows)
