@@ -16,13 +16,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-__all__ = ["ATTENTIONS", "DTYPES", "HIDDEN_ACTS", "PRESETS", "PROBLEM_TYPES", "TIMM_LAYER_NORM_EPS", "ASTConfig"]
+__all__ = [
+    "ATTENTIONS",
+    "DTYPES",
+    "HIDDEN_ACTS",
+    "PRESETS",
+    "PROBLEM_TYPES",
+    "TIMM_LAYER_NORM_EPS",
+    "ASTConfig",
+]
 
 HIDDEN_ACTS = ("gelu", "gelu_new", "relu", "selu")
 DTYPES = ("float32", "bfloat16", "float16")
-# `jax.nn.dot_product_attention` implementations: "auto" lets JAX choose; "cudnn" is the fused
-# flash-attention kernel (NVIDIA GPUs, float16/bfloat16 only); "xla" is the portable path.
-ATTENTIONS = ("auto", "xla", "cudnn")
+# Attention kernels. "xla" and "cudnn" are `jax.nn.dot_product_attention`'s implementations (cuDNN
+# is the fused flash-attention kernel: NVIDIA GPUs, float16/bfloat16 only); "per_head" loops over
+# (batch, head) pairs with 2-D products, the fast form on CPUs for long sequences; "auto" takes
+# "per_head" on a CPU for long sequences (`ast_jax.layers.PER_HEAD_MIN_TOKENS`), else lets JAX
+# choose.
+ATTENTIONS = ("auto", "xla", "cudnn", "per_head")
 # Runtime choices, not model facts: never read from or written to `config.json`.
 _RUNTIME_FIELDS = ("labels", "dtype", "attention")
 PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
@@ -250,8 +261,9 @@ class ASTConfig:
         """Returns a `config.json` dict that transformers' `ASTConfig` reads.
 
         The compute `dtype` and `attention` are not written: they are runtime choices, and HF
-        reads a `dtype` key as the storage dtype of the weights. `head_layer_norm_eps` is written only when set (the
-        timm-exact mode); transformers ignores it and uses `layer_norm_eps` for the head.
+        reads a `dtype` key as the storage dtype of the weights. `head_layer_norm_eps` is written
+        only when set (the timm-exact mode); transformers ignores it and uses `layer_norm_eps` for
+        the head.
         """
         skip = _RUNTIME_FIELDS + (
             ("head_layer_norm_eps",) if self.head_layer_norm_eps is None else ()

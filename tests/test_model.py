@@ -16,7 +16,7 @@ from hf_models import features, hf_model, hf_outputs, save_hf
 from tiny_checkpoint import SMALL
 
 from ast_jax import ASTConfig, ASTForAudioClassification, ASTModel, load_pretrained
-from ast_jax.layers import activation, layer_norm
+from ast_jax.layers import PER_HEAD_MIN_TOKENS, activation, attention_per_head, layer_norm
 from ast_jax.model import build_model
 
 # HF's own bar, atol = rtol = 1e-4 (AST_SPEC §6.3, §8.15). float32 in a different op order differs
@@ -90,6 +90,19 @@ def test_parity_with_transformers(name, weights, tmp_path):
     print(f"{name}/{weights}: max |logit diff| {logit_diff:.2e}, hidden {hidden_diff:.2e}")
 
 
+@pytest.mark.parametrize("name", ["strides_10_10", "speech_commands_128_35", "hf_unit_test"])
+def test_parity_with_transformers_per_head_attention(name, tmp_path):
+    """The CPU attention loop (taken by "auto" only for long sequences) against HF too."""
+    model = hf_model(**PARITY_CONFIGS[name])
+    config, params = load_pretrained(save_hf(model, tmp_path), attention="per_head")
+    x = features(config)
+    logits, hidden = hf_outputs(model, x)
+    with jax.default_matmul_precision("float32"):
+        out = _apply(params, x, config=config)
+    logit_diff, hidden_diff = _check_parity(out, logits, hidden)
+    print(f"{name}/per_head: max |logit diff| {logit_diff:.2e}, hidden {hidden_diff:.2e}")
+
+
 def test_backbone_parity_unprefixed_checkpoint(tmp_path):
     model = hf_model(with_head=False, frequency_stride=12, time_stride=9)
     config, params = load_pretrained(save_hf(model, tmp_path))
@@ -160,6 +173,53 @@ def test_low_precision_tiny_within_tolerance_and_top1(dtype):
 # ---- behaviour on a tiny random Flax model ------------------------------------------------
 
 TINY = SMALL
+
+
+def _qkv(shape, dtype, seed=0):
+    keys = jax.random.split(jax.random.key(seed), 3)
+    return [3 * jax.random.normal(key, shape, jnp.float32).astype(dtype) for key in keys]
+
+
+def test_attention_per_head_equals_fused_attention_and_its_gradient():
+    # float32 products in another order: ~1e-7 relative; 1e-5 keeps far below a wrong head order,
+    # scale or normalisation (O(1)).
+    q, k, v = _qkv((2, 37, 3, 8), jnp.float32)
+    with jax.default_matmul_precision("float32"):
+        np.testing.assert_allclose(
+            attention_per_head(q, k, v), jax.nn.dot_product_attention(q, k, v), atol=1e-5
+        )
+        grads = [
+            jax.grad(lambda q, k, v, f=f: (f(q, k, v) ** 2).sum(), argnums=(0, 1, 2))(q, k, v)
+            for f in (attention_per_head, jax.nn.dot_product_attention)
+        ]
+    for ours, theirs in zip(*grads, strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=1e-4)
+
+
+def test_attention_per_head_bfloat16_close_to_float32():
+    q, k, v = _qkv((1, 40, 2, 16), jnp.bfloat16, seed=1)
+    out = attention_per_head(q, k, v)
+    assert out.dtype == jnp.bfloat16
+    reference = jax.nn.dot_product_attention(*(a.astype(jnp.float32) for a in (q, k, v)))
+    # bf16 rounding of the weights before the value product: ~2^-8 relative of |v| (<= ~12).
+    np.testing.assert_allclose(out.astype(jnp.float32), reference, atol=0.1)
+
+
+@pytest.mark.parametrize(("attention", "max_length", "loops"), [
+    ("auto", 1024, True),  # 1214 tokens on a CPU
+    ("auto", 128, False),
+    ("per_head", 128, True),
+    ("xla", 1024, False),
+])  # fmt: skip
+def test_attention_choice(attention, max_length, loops):
+    # 3 x 101 patches at 1024 frames, 3 x 12 at 128
+    config = dataclasses.replace(TINY, num_mel_bins=40, max_length=max_length, attention=attention)
+    assert (config.seq_len >= PER_HEAD_MIN_TOKENS) == (max_length == 1024)
+    model = ASTForAudioClassification(config)
+    x = jnp.zeros((1, config.max_length, config.num_mel_bins))
+    params = jax.eval_shape(model.init, jax.random.key(0), x)
+    jaxpr = str(jax.make_jaxpr(model.apply)(params, x))
+    assert ("scan" in jaxpr or "while" in jaxpr) == loops
 
 
 @pytest.fixture(scope="module")
