@@ -5,6 +5,7 @@ Usage (from a fresh clone, with only ``python3`` present):
 
     python3 tasks.py run     # install ast-jax into .venv, classify the bundled example clips
     python3 tasks.py test    # install ast-jax with its test extras into .venv, lint, run the tests
+    python3 tasks.py bench   # install the benchmark extras, run every benchmark, write RESULTS.md
 
 Everything is installed from the project's own ``pyproject.toml``; nothing is assumed preinstalled.
 """
@@ -48,10 +49,19 @@ def test() -> None:
     _run(BIN / "python", "-m", "pytest", "-q")
 
 
+def bench() -> None:
+    _setup("test,bench")
+    _run(BIN / "python", ROOT / "benchmarks" / "run_all.py", *sys.argv[2:])
+
+
 if __name__ == "__main__":
-    commands = {"run": run, "test": test}
-    if len(sys.argv) != 2 or sys.argv[1] not in commands:
-        sys.exit(f"usage: python3 tasks.py {{{'|'.join(commands)}}}")
+    commands = {"run": run, "test": test, "bench": bench}
+    if (
+        len(sys.argv) < 2
+        or sys.argv[1] not in commands
+        or (sys.argv[1] != "bench" and sys.argv[2:])
+    ):
+        sys.exit("usage: python3 tasks.py {run|test|bench [--quick]}")
     try:
         commands[sys.argv[1]]()
     except subprocess.CalledProcessError as error:

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""`classify` throughput on a folder of 10-s clips: the bundled kws12, a tiny and a full-size AST.
+"""`classify` throughput on a folder of 10-s clips: the bundled kws12, a tiny and a full-size AST,
+and the same full-size weights through transformers (the reference pipeline).
 
 What is timed is `AudioClassifier.classify` over the folder's files, the path `ast-jax classify`
 runs: decode, window, featurise, jitted model in fixed-size batches (one batch in flight while the
 next is featurised), activation, aggregation. Compile time (the first call, one clip) is reported
 apart from the steady state (median of `--repeats` passes over the folder after that first call).
 The random tiny and full-size models take 1024-frame (10.24 s) inputs, so each clip is one window;
-kws12 takes 128 frames, so each clip is eight windows.
+kws12 takes 128 frames, so each clip is eight windows. `full-transformers` is the reference path
+for the full model's weights: soundfile decode, transformers' `ASTFeatureExtractor`, the PyTorch
+model (SDPA attention) in batches of `--batch-size`, sigmoid, top label per clip.
 
     .venv/bin/python benchmarks/bench_classify.py [--clips 32] [--models kws12 tiny full]
 
@@ -24,6 +27,7 @@ import platform
 import statistics
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -36,6 +40,8 @@ from ast_jax import (
     AudioClassifier,
     FeatureExtractor,
     bundled_model_path,
+    export_hf,
+    load_pretrained,
     save_pretrained,
 )
 
@@ -49,6 +55,7 @@ MODELS = {
     "full": AUDIOSET,
 }
 BUNDLED = "kws12"  # the shipped keyword spotter (1.28-s windows: a 10-s clip is 8 windows)
+REFERENCE = "full-transformers"
 
 
 def _write_clips(folder: Path, count: int) -> list[Path]:
@@ -67,15 +74,53 @@ def _write_clips(folder: Path, count: int) -> list[Path]:
 def _checkpoint(name: str, folder: Path) -> Path:
     if name == BUNDLED:
         return bundled_model_path(name)
+    if name == REFERENCE:  # the full model's weights in transformers' format
+        config, params = load_pretrained(_checkpoint("full", folder))
+        return export_hf(folder / name, config, params)
+    if (folder / name).is_dir():
+        return folder / name
     config = MODELS[name]
     dummy = np.zeros((1, config.max_length, config.num_mel_bins), np.float32)
     params = jax.jit(ASTForAudioClassification(config).init)(jax.random.key(0), dummy)["params"]
     return save_pretrained(folder / name, config, params, feature_extractor=FeatureExtractor())
 
 
+class _TransformersPipeline:
+    """files -> top label per file with transformers, as its documentation's audio example."""
+
+    def __init__(self, checkpoint: Path, batch_size: int) -> None:
+        import torch
+        import transformers
+
+        self.torch, self.batch_size = torch, batch_size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an all-zero mel filter
+            self.extractor = transformers.ASTFeatureExtractor()
+        self.model = transformers.ASTForAudioClassification.from_pretrained(
+            checkpoint, attn_implementation="sdpa"
+        ).eval()
+        self.num_params = sum(p.numel() for p in self.model.parameters())
+
+    def classify(self, paths: list[Path]) -> list[str]:
+        labels = []
+        for start in range(0, len(paths), self.batch_size):
+            audio = [
+                soundfile.read(path, dtype="float32")[0]
+                for path in paths[start:][: self.batch_size]
+            ]
+            inputs = self.extractor(audio, sampling_rate=SAMPLING_RATE, return_tensors="pt")
+            with self.torch.inference_mode():
+                scores = self.torch.sigmoid(self.model(**inputs).logits)
+            labels += [self.model.config.id2label[int(i)] for i in scores.argmax(-1)]
+        return labels
+
+
 def _bench(name: str, checkpoint: Path, clips: list[Path], repeats: int, batch_size: int) -> dict:
     start = time.perf_counter()
-    classifier = AudioClassifier.from_pretrained(checkpoint, batch_size=batch_size)
+    if name == REFERENCE:
+        classifier = _TransformersPipeline(checkpoint, batch_size)
+    else:
+        classifier = AudioClassifier.from_pretrained(checkpoint, batch_size=batch_size)
     classifier.classify(clips[:1])
     first_call = time.perf_counter() - start
     passes = []
@@ -84,16 +129,13 @@ def _bench(name: str, checkpoint: Path, clips: list[Path], repeats: int, batch_s
         classifier.classify(clips)
         passes.append(time.perf_counter() - start)
     seconds = statistics.median(passes)
-    config = classifier.config
     return {
         "benchmark": "classify",
         "model": name,
-        "hidden_size": config.hidden_size,
-        "num_hidden_layers": config.num_hidden_layers,
         "parameters": classifier.num_params,
         "clips": len(clips),
         "clip_seconds": CLIP_SECONDS,
-        "batch_size": classifier.batch_size,
+        "batch_size": batch_size,
         "load_and_compile_s": round(first_call, 3),
         "median_pass_s": round(seconds, 3),
         "clips_per_s": round(len(clips) / seconds, 3),
@@ -114,7 +156,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed passes over the folder")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument(
-        "--models", nargs="+", choices=[*sorted(MODELS), BUNDLED], default=[BUNDLED, "tiny", "full"]
+        "--models",
+        nargs="+",
+        choices=[*sorted(MODELS), BUNDLED, REFERENCE],
+        default=[BUNDLED, "tiny", "full", REFERENCE],
     )
     parser.add_argument("--output", type=Path, help="also append the JSON lines to this file")
     args = parser.parse_args()
@@ -129,10 +174,12 @@ def main() -> None:
             if args.output is not None:
                 with open(args.output, "a", encoding="utf-8") as file:
                     file.write(json.dumps(rows[-1]) + "\n")
-    print(f"\n{'model':<6} {'params':>11} {'compile s':>10} {'clips/s':>9} {'x realtime':>11} load")
+    print(
+        f"\n{'model':<18} {'params':>11} {'compile s':>10} {'clips/s':>9} {'x realtime':>11} load"
+    )
     for row in rows:
         print(
-            f"{row['model']:<6} {row['parameters']:>11,} {row['load_and_compile_s']:>10.2f} "
+            f"{row['model']:<18} {row['parameters']:>11,} {row['load_and_compile_s']:>10.2f} "
             f"{row['clips_per_s']:>9.2f} {row['audio_seconds_per_s'] / 1:>11.1f} "
             f"{row['load_average_1min']}"
         )

@@ -2,10 +2,12 @@
 """Full-size AST forward: JAX (jit, float32 / bfloat16) vs transformers PyTorch (SDPA / eager).
 
 Same random weights for every backend, same machine, same run. Per configuration: median ms per
-clip over `--repeats` timed calls after `--warmup` untimed ones (JAX: `block_until_ready`), the
-ratio to transformers SDPA at the same batch size, and for JAX the jit compile time, measured
-separately (`lower().compile()`). One JSON line per configuration is appended to `--output`, and a
-table is printed.
+clip over `--repeats` rounds, each timing one call of every backend (so a change in the machine's
+load hits all alike), after `--warmup` untimed calls (JAX: `block_until_ready`), the
+achieved GFLOP/s (`common.forward_flops`), the ratio to transformers SDPA at the same batch size,
+and for JAX the jit compile time, measured separately (`lower().compile()`), and XLA's memory
+estimate (arguments + temporaries). One JSON line per configuration is appended to `--output`,
+and a table is printed.
 
 Usage:
     python benchmarks/bench_model.py --batch-sizes 1 8 --repeats 5
@@ -14,36 +16,25 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-import flax
 import jax
 import numpy as np
 import torch
 import transformers
+from common import RESULTS_DIR, append_jsonl, environment, forward_flops
 
 from ast_jax import ASTConfig, ASTForAudioClassification, params_from_hf
 
 BACKENDS = ("jax-float32", "jax-bfloat16", "torch-sdpa", "torch-eager")
-RESULTS = Path(__file__).parent / "results" / "model.jsonl"
-
-
-def _timed(call: Callable[[], object], warmup: int, repeats: int) -> float:
-    """Median seconds per call."""
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+RESULTS = RESULTS_DIR / "model.jsonl"
+CONFIG = ASTConfig(labels=tuple(f"LABEL_{i}" for i in range(527)))  # AudioSet 10/10, full size
 
 
 def _torch_models(seed: int) -> dict[str, torch.nn.Module]:
@@ -57,53 +48,47 @@ def _torch_models(seed: int) -> dict[str, torch.nn.Module]:
     return models
 
 
-def _bench_jax(params, x: np.ndarray, dtype: str, warmup: int, repeats: int) -> dict:
-    config = ASTConfig(labels=tuple(f"LABEL_{i}" for i in range(527)), dtype=dtype)
-    model = ASTForAudioClassification(config)
+def _prepare_jax(params, x: np.ndarray, dtype: str) -> tuple[Callable[[], object], dict]:
+    """A blocking call of the compiled forward, and its compile time and memory estimate."""
+    model = ASTForAudioClassification(dataclasses.replace(CONFIG, dtype=dtype))
     x = jax.device_put(x)
     start = time.perf_counter()
     compiled = jax.jit(model.apply).lower({"params": params}, x).compile()
-    compile_s = time.perf_counter() - start
-    seconds = _timed(
-        lambda: compiled({"params": params}, x).logits.block_until_ready(), warmup, repeats
-    )
-    return {"seconds": seconds, "compile_s": compile_s}
+    memory = compiled.memory_analysis()
+    facts = {
+        "compile_s": time.perf_counter() - start,
+        "memory_gb": None
+        if memory is None
+        else (memory.argument_size_in_bytes + memory.temp_size_in_bytes) / 1e9,
+    }
+    return lambda: compiled({"params": params}, x).logits.block_until_ready(), facts
 
 
-def _bench_torch(model: torch.nn.Module, x: np.ndarray, warmup: int, repeats: int) -> dict:
+def _prepare_torch(model: torch.nn.Module, x: np.ndarray) -> tuple[Callable[[], object], dict]:
     inputs = torch.from_numpy(x)
 
     def call():
         with torch.inference_mode():
             return model(inputs).logits
 
-    return {"seconds": _timed(call, warmup, repeats), "compile_s": None}
+    return call, {"compile_s": None, "memory_gb": None}
 
 
-def _environment() -> dict:
-    device = jax.devices()[0]
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
-    return {
-        "jax_device": f"{device.platform}:{device.device_kind}",
-        "cpu": cpu,
-        "torch_threads": torch.get_num_threads(),
-        "versions": {
-            "python": platform.python_version(),
-            "jax": jax.__version__,
-            "flax": flax.__version__,
-            "numpy": np.__version__,
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-        },
-    }
+def _interleaved_medians(
+    calls: dict[str, Callable[[], object]], warmup: int, repeats: int
+) -> dict[str, float]:
+    """Median seconds per backend, timing one call of each backend per round, so that a change
+    in the machine's load during the run shifts every backend alike."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -115,21 +100,24 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    environment = _environment()
+    env = environment(torch_threads=torch.get_num_threads())
     torch_models = _torch_models(seed=0)
     state_dict = {k: v.numpy() for k, v in torch_models["torch-sdpa"].state_dict().items()}
-    params = params_from_hf(state_dict, ASTConfig(labels=tuple(f"L{i}" for i in range(527))))
+    params = params_from_hf(state_dict, CONFIG)
+    flops = forward_flops(CONFIG)
     params = jax.device_put(params)
     rows = []
     for batch in args.batch_sizes:
         x = np.random.default_rng(0).normal(0, 0.5, (batch, 1024, 128)).astype(np.float32)
-        results = {}
+        calls, results = {}, {}
         for backend in args.backends:
             if backend.startswith("jax"):
-                dtype = backend.removeprefix("jax-")
-                results[backend] = _bench_jax(params, x, dtype, args.warmup, args.repeats)
+                prepared = _prepare_jax(params, x, backend.removeprefix("jax-"))
             else:
-                results[backend] = _bench_torch(torch_models[backend], x, args.warmup, args.repeats)
+                prepared = _prepare_torch(torch_models[backend], x)
+            calls[backend], results[backend] = prepared
+        for backend, seconds in _interleaved_medians(calls, args.warmup, args.repeats).items():
+            results[backend]["seconds"] = seconds
         baseline = results.get("torch-sdpa", {}).get("seconds")
         for backend, result in results.items():
             row = {
@@ -141,16 +129,16 @@ def main() -> None:
                 "warmup": args.warmup,
                 "ms_per_batch": 1e3 * result["seconds"],
                 "ms_per_clip": 1e3 * result["seconds"] / batch,
+                "gflops": flops * batch / result["seconds"] / 1e9,
                 "speedup_vs_torch_sdpa": baseline / result["seconds"] if baseline else None,
                 "compile_s": result["compile_s"],
-                **environment,
+                "memory_gb": result["memory_gb"],
+                **env,
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    with args.output.open("a", encoding="utf-8") as file:
-        file.writelines(json.dumps(row) + "\n" for row in rows)
-    _print_table(rows, environment)
+    append_jsonl(args.output, rows)
+    _print_table(rows, env)
 
 
 def _print_table(rows: list[dict], environment: dict) -> None:
@@ -158,12 +146,15 @@ def _print_table(rows: list[dict], environment: dict) -> None:
         f"\n{environment['cpu']} | jax device {environment['jax_device']} | "
         f"torch threads {environment['torch_threads']} | {environment['versions']}"
     )
-    print(f"{'backend':<14}{'batch':>6}{'ms/clip':>10}{'x vs sdpa':>11}{'compile s':>11}")
+    print(
+        f"{'backend':<14}{'batch':>6}{'ms/clip':>10}{'GFLOP/s':>9}{'x vs sdpa':>11}"
+        f"{'compile s':>11}"
+    )
     for row in rows:
         ratio = row["speedup_vs_torch_sdpa"]
         compile_s = row["compile_s"]
         print(
-            f"{row['backend']:<14}{row['batch']:>6}{row['ms_per_clip']:>10.1f}"
+            f"{row['backend']:<14}{row['batch']:>6}{row['ms_per_clip']:>10.1f}{row['gflops']:>9.1f}"
             f"{(f'{ratio:.2f}' if ratio else '-'):>11}"
             f"{(f'{compile_s:.1f}' if compile_s is not None else '-'):>11}"
         )

@@ -1,0 +1,410 @@
+"""Render benchmarks/RESULTS.md from one `run_all.py` run folder (and the accelerator JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+# Issue 7's targets, checked against the numbers of the run.
+CPU_SPEEDUP_TARGET = 1.25  # JAX float32 vs transformers SDPA, batch 1 and 8
+GEMM_FRACTION_TARGET = 0.80  # of the measured float32 GEMM peak
+GPU_CLIPS_TARGET = 1500  # bf16 clips/s on one H100
+GPU_SPEEDUP_TARGET = 2.0  # vs PyTorch fp16 SDPA
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _f(value: Any, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _loads(values: list[float]) -> str:
+    return "/".join(f"{value:.2f}" for value in values)
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def _machine(run: dict) -> list[str]:
+    env = run["environment"]
+    return [
+        f"Run of {run['started']} at commit `{run['commit']}`: {env['cpu']}, "
+        f"{env['cpu_count']} cores, JAX device `{env['jax_device']}`; "
+        + ", ".join(f"{name} {version}" for name, version in env["versions"].items())
+        + ".",
+        f"Load average (1/5/15 min) at the start {_loads(run['load_average_start'])}, at the end "
+        f"{_loads(run['load_average_end'])}: on a shared machine "
+        "timings move with it; each model table times its backends in interleaved rounds.",
+        "",
+        "Wall time and peak RSS per benchmark process:",
+        "",
+        *_table(
+            ["benchmark", "arguments", "seconds", "peak RSS GB", "exit"],
+            [
+                [
+                    step["name"],
+                    f"`{' '.join(step['arguments'])}`",
+                    _f(step["seconds"]),
+                    _f(step["peak_rss_gb"], 2),
+                    str(step["returncode"]),
+                ]
+                for step in run["steps"]
+            ],
+        ),
+    ]
+
+
+def _cpu_model(folder: Path) -> tuple[list[str], list[str]]:
+    """The forward table and the CPU target lines."""
+    rows = _read_jsonl(folder / "model.jsonl")
+    peak_rows = [row for row in _read_jsonl(folder / "gemm.jsonl") if row["benchmark"] == "gemm"]
+    peak = max((row["gflops"] for row in peak_rows), default=None)
+    lines = [
+        "## CPU: model forward",
+        "",
+        "Full-size AST (768 x 12 layers, patch stride 10/10, 1024 frames, 1214 tokens, 527 labels; "
+        "261.2 GFLOP per clip counting multiply-adds as 2), random weights shared by every backend "
+        '(`bench_model.py`). JAX float32 uses the default attention (`attention="auto"`, the '
+        "per-head loop on a CPU); the ratio is transformers SDPA's time over the row's.",
+        "",
+    ]
+    if peak is not None:
+        shapes = ", ".join(
+            f"{'x'.join(map(str, row['shape']))}: {row['gflops']:.0f}" for row in peak_rows
+        )
+        lines += [
+            f"Measured float32 GEMM peak (`bench_gemm.py`, JAX/XLA, GFLOP/s by M x K x N): "
+            f"{shapes}; peak **{peak:.0f} GFLOP/s**.",
+            "",
+        ]
+    lines += _table(
+        [
+            "backend",
+            "batch",
+            "ms/clip",
+            "GFLOP/s",
+            "% of GEMM peak",
+            "x vs SDPA",
+            "compile s",
+            "XLA memory GB",
+        ],
+        [
+            [
+                row["backend"],
+                str(row["batch"]),
+                _f(row["ms_per_clip"]),
+                _f(row["gflops"]),
+                _f(100 * row["gflops"] / peak if peak else None, 0),
+                _f(row["speedup_vs_torch_sdpa"], 2),
+                _f(row["compile_s"]),
+                _f(row.get("memory_gb"), 2),
+            ]
+            for row in rows
+        ],
+    )
+    targets = []
+    for batch in (1, 8):
+        jax_row = next(
+            (r for r in rows if r["backend"] == "jax-float32" and r["batch"] == batch), None
+        )
+        if jax_row is None or jax_row["speedup_vs_torch_sdpa"] is None:
+            continue
+        ratio = jax_row["speedup_vs_torch_sdpa"]
+        targets.append(
+            f"- JAX float32 vs transformers SDPA at batch {batch}: {ratio:.2f}x "
+            f"(target >= {CPU_SPEEDUP_TARGET}x: {_met(ratio >= CPU_SPEEDUP_TARGET)})"
+        )
+        if peak:
+            fraction = jax_row["gflops"] / peak
+            targets.append(
+                f"- JAX float32 at batch {batch}: {jax_row['gflops']:.0f} GFLOP/s, "
+                f"{100 * fraction:.1f}% of the measured GEMM peak "
+                f"(target >= {100 * GEMM_FRACTION_TARGET:.0f}%: "
+                f"{_met(fraction >= GEMM_FRACTION_TARGET)})"
+            )
+    return lines, targets
+
+
+def _features(folder: Path) -> tuple[list[str], list[str]]:
+    rows = _read_jsonl(folder / "features.jsonl")
+    lines = [
+        "## CPU: feature extraction",
+        "",
+        "10-s clips, AudioSet settings (128 mel bins, 1024 frames), ms per clip "
+        "(`bench_features.py`). transformers' `ASTFeatureExtractor` runs its NumPy path where "
+        "torchaudio is not "
+        "installed. torchaudio: the original recipe's per-clip `kaldi.fbank` + pad + normalise.",
+        "",
+    ]
+    lines += _table(
+        [
+            "batch",
+            "ast-jax NumPy",
+            "ast-jax JAX",
+            "transformers",
+            "torchaudio",
+            "NumPy x vs transformers",
+            "JAX x vs transformers",
+            "JAX compile s",
+        ],
+        [
+            [
+                str(row["batch_size"]),
+                _f(row["ast_jax_ms_per_clip"], 2),
+                _f(row["ast_jax_jax_ms_per_clip"], 2),
+                _f(row["transformers_ms_per_clip"], 2),
+                _f(row.get("torchaudio_ms_per_clip"), 2),
+                _f(row["speedup"]),
+                _f(row["jax_speedup"]),
+                _f(row["ast_jax_jax_compile_s"], 2),
+            ]
+            for row in rows
+        ],
+    )
+    knf = [row for row in rows if "knf_80_bins_ms_per_clip" in row]
+    if knf:
+        lines += [
+            "",
+            "kaldi-native-fbank refuses 128 mel bins on 25-ms frames (an empty filter), so it is "
+            "compared at 80 bins with ast-jax's `fbank` (ms per clip, per-clip calls):",
+            "",
+            *_table(
+                ["batch", "kaldi-native-fbank", "ast-jax fbank", "x", "max log diff"],
+                [
+                    [
+                        str(row["batch_size"]),
+                        _f(row["knf_80_bins_ms_per_clip"], 2),
+                        _f(row["ast_jax_fbank_80_bins_ms_per_clip"], 2),
+                        _f(
+                            row["knf_80_bins_ms_per_clip"]
+                            / row["ast_jax_fbank_80_bins_ms_per_clip"]
+                        ),
+                        f"{row['knf_80_bins_log_max_abs_diff']:.1e}",
+                    ]
+                    for row in knf
+                ],
+            ),
+        ]
+    targets = [
+        f"- Feature extraction vs transformers at batch {row['batch_size']}: NumPy "
+        f"{row['speedup']:.1f}x, JAX {row['jax_speedup']:.1f}x"
+        for row in rows
+    ]
+    return lines, targets
+
+
+def _classify(folder: Path) -> list[str]:
+    rows = _read_jsonl(folder / "classify.jsonl")
+    return [
+        "## CPU: files -> labels",
+        "",
+        "`AudioClassifier.classify` over a folder of 10-s WAVs (decode, window, features, "
+        "jitted model, aggregation; `bench_classify.py`); `full-transformers` is the same "
+        "full-size weights through soundfile + `ASTFeatureExtractor` + the PyTorch model.",
+        "",
+        *_table(
+            [
+                "model",
+                "parameters",
+                "clips",
+                "batch",
+                "load + compile s",
+                "clips/s",
+                "x real time",
+            ],
+            [
+                [
+                    row["model"],
+                    f"{row['parameters']:,}",
+                    str(row["clips"]),
+                    str(row["batch_size"]),
+                    _f(row["load_and_compile_s"], 2),
+                    _f(row["clips_per_s"], 2),
+                    _f(row["audio_seconds_per_s"]),
+                ]
+                for row in rows
+            ],
+        ),
+    ]
+
+
+def _accelerator(path: Path, flags_path: Path) -> tuple[list[str], list[str]]:
+    if not path.is_file():
+        return ["## Accelerator", "", "No accelerator run recorded."], []
+    acc = json.loads(path.read_text())
+    versions = ", ".join(f"{k} {v}" for k, v in acc["versions"].items())
+    ceiling = acc.get("ceiling", {})
+    bf16_peak = ceiling.get("bf16_tflops")
+    lines = [
+        "## Accelerator",
+        "",
+        f"`bench_accelerator.py` on **{acc['torch_device']}** ({acc['timestamp']}; {versions}; "
+        f"host CPU {acc['cpu']}, {acc['cpu_count']} cores). Full-size model, "
+        f"{acc['forward_gflop_per_clip']:.1f} GFLOP per clip. Measured matrix rate (8192^3, random "
+        f"operands): bf16 {_f(bf16_peak)} TFLOP/s, fp32 {_f(ceiling.get('fp32_tflops'))} TFLOP/s.",
+        "",
+        "Parity on the card (batch 8, fresh random inputs; reference: PyTorch float32, TF32 off):",
+        "",
+    ]
+    parity = acc.get("parity", {})
+    lines += _table(
+        ["backend", "max abs logit diff", "relative L2", "top-1 agreement"],
+        [
+            [
+                name,
+                f"{p['max_abs_diff']:.2e}",
+                f"{p['relative_l2']:.2e}",
+                _f(p["top1_agreement"], 3),
+            ]
+            if "error" not in p
+            else [name, p["error"][:60], "-", "-"]
+            for name, p in parity.items()
+            if isinstance(p, dict)
+        ],
+    )
+    forward = acc.get("forward", [])
+    torch16 = {r["batch"]: r for r in forward if r["backend"] == "torch-float16-sdpa"}
+    lines += [
+        "",
+        "Forward throughput (inputs alternate between two buffers; medians):",
+        "",
+        *_table(
+            [
+                "backend",
+                "batch",
+                "clips/s",
+                "TFLOP/s",
+                "% of bf16 peak",
+                "x vs torch fp16",
+                "compile s",
+                "memory GB",
+            ],
+            [
+                [
+                    r["backend"],
+                    str(r["batch"]),
+                    _f(r.get("clips_per_s")),
+                    _f(r.get("tflops")),
+                    _f(100 * r["tflops"] / bf16_peak if "tflops" in r and bf16_peak else None, 0),
+                    _f(
+                        r["clips_per_s"] / torch16[r["batch"]]["clips_per_s"]
+                        if "clips_per_s" in r and r["batch"] in torch16
+                        else None,
+                        2,
+                    ),
+                    _f(r.get("compile_s")),
+                    _f(r.get("memory_gb")),
+                ]
+                for r in forward
+            ],
+        ),
+    ]
+    end = acc.get("end_to_end", {})
+    if "speedup" in end:
+        lines += [
+            "",
+            f"Waveforms -> logits, batch {end['batch']} of {end['clip_seconds']:.0f}-s clips: "
+            f"ast-jax's one XLA program (features on the card, bf16, {end['jax_attention']} "
+            f"attention) {end['ast_jax_clips_per_s']:.0f} clips/s vs transformers' extractor on "
+            f"the host + PyTorch fp16 {end['transformers_clips_per_s']:.0f} clips/s "
+            f"(**{end['speedup']:.1f}x**).",
+        ]
+    features = acc.get("features", {})
+    if "ast_jax_jax_ms" in features:
+        lines += [
+            "",
+            f"Features on that machine, batch {features['batch']} (ms per clip): ast-jax JAX on "
+            f"the card {features['ast_jax_jax_ms']:.3f}, ast-jax NumPy on the host "
+            f"{features['ast_jax_numpy_ms']:.2f}, torchaudio per clip "
+            f"{_f(features.get('torchaudio_ms'), 2)}, transformers "
+            f"{features['transformers_ms']:.2f}.",
+        ]
+        tap = features.get("torchaudio_parity")
+        if tap:
+            lines.append(
+                f"Live torchaudio parity ({tap['cases']} fresh random signals): ast-jax `fbank` "
+                f"within {tap['log_max_abs_diff_resolvable']:.1e} (log) of torchaudio on bands "
+                f"within 70 dB of their frame's peak, {tap['log_max_abs_diff']:.1e} over all "
+                "values (float32 FFT rounding far below the peak)."
+            )
+    if flags_path.is_file():
+        flags = json.loads(flags_path.read_text())
+        lines += [
+            "",
+            f"XLA flags (`bench_xla_flags.py`, {flags['device']}, {flags['model']}):",
+            "",
+            *_table(
+                ["variant", "XLA_FLAGS", "batch", "clips/s", "TFLOP/s"],
+                [
+                    [
+                        r["variant"],
+                        f"`{r['xla_flags']}`" if r["xla_flags"] else "",
+                        str(r["batch"]),
+                        _f(r["clips_per_s"]),
+                        _f(r["tflops"]),
+                    ]
+                    for r in flags["rows"]
+                ],
+            ),
+        ]
+    best = max(
+        (r for r in forward if r["backend"].startswith("jax-bfloat16") and "clips_per_s" in r),
+        key=lambda r: r["clips_per_s"],
+        default=None,
+    )
+    targets = []
+    if best is not None and best["batch"] in torch16:
+        ratio = best["clips_per_s"] / torch16[best["batch"]]["clips_per_s"]
+        targets += [
+            f"- {acc['torch_device']}: JAX bf16 {best['clips_per_s']:.0f} clips/s at batch "
+            f"{best['batch']} ({best['backend']}; target >= {GPU_CLIPS_TARGET} on an H100: "
+            f"{_met(best['clips_per_s'] >= GPU_CLIPS_TARGET)}), {ratio:.2f}x PyTorch fp16 SDPA "
+            f"(target >= {GPU_SPEEDUP_TARGET}x: {_met(ratio >= GPU_SPEEDUP_TARGET)})"
+        ]
+    if "speedup" in end:
+        targets.append(
+            f"- {acc['torch_device']}: waveforms -> logits {end['speedup']:.1f}x transformers' "
+            "host extractor + PyTorch fp16"
+        )
+    return lines, targets
+
+
+def render(folder: Path, run: dict, accelerator: Path, flags: Path) -> str:
+    """The whole RESULTS.md text."""
+    model_lines, model_targets = _cpu_model(folder)
+    feature_lines, feature_targets = _features(folder)
+    acc_lines, acc_targets = _accelerator(accelerator, flags)
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `python benchmarks/run_all.py` from `{folder.relative_to(folder.parents[2])}`"
+        " (not committed). Do not edit by hand: rerun it.",
+        "",
+        *_machine(run),
+        "",
+        "## Targets",
+        "",
+        *model_targets,
+        *feature_targets,
+        *acc_targets,
+        "",
+        *model_lines,
+        "",
+        *feature_lines,
+        "",
+        *_classify(folder),
+        "",
+        *acc_lines,
+    ]
+    return "\n".join(lines) + "\n"
