@@ -462,9 +462,14 @@ def _block_features(
         np.log(np.maximum(mel, np.float32(EPSILON), out=mel), out=mel)
 
 
+# Past a few threads the blocks' short NumPy calls queue on the GIL: on a 16-core host, 10-s clips
+# at batch 64 took 2.1-2.2 ms/clip with 4 threads, 2.3 with 8 and 3.4 with 16.
+_MAX_THREADS = 4
+
+
 @functools.cache
 def _thread_pool() -> concurrent.futures.ThreadPoolExecutor:
-    return concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    return concurrent.futures.ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, _MAX_THREADS))
 
 
 def _features(

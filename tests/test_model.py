@@ -311,6 +311,15 @@ def test_activations_match_torch(name, reference):
 # Rows with mean/std = 1000: the one-pass E[x^2] - E[x]^2 loses everything (error ~0.3), the
 # two-pass variance stays at the input's own quantisation (ulp(1e3) / std ~ 1e-4). Rows with
 # std 1e-5: variance 1e-10 is swamped by Flax's default eps 1e-6 but not by HF's 1e-12.
+def test_bfloat16_gelu_is_the_tanh_form_within_bfloat16_rounding():
+    x = jnp.linspace(-8.0, 8.0, 100_001)
+    exact, fast = activation("gelu")(x), activation("gelu", jnp.bfloat16)(x)
+    np.testing.assert_array_equal(fast, jax.nn.gelu(x, approximate=True))
+    # The largest gap (4.7e-4, near x = 2.7) is under a tenth of bfloat16's spacing there (2^-6).
+    assert float(jnp.abs(exact - fast).max()) < 2.0**-6 / 10
+    assert activation("gelu", jnp.float16) is activation("gelu")
+
+
 LAYER_NORM_TOL = 1e-3
 
 
