@@ -49,6 +49,22 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def git_commit() -> str:
+    """The checkout's short commit hash, or "unknown" outside git."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
 def environment(**extra: Any) -> dict[str, Any]:
     """Machine and library versions of this run (imports what it reports on lazily)."""
     import flax
@@ -68,6 +84,7 @@ def environment(**extra: Any) -> dict[str, Any]:
         except ImportError:
             pass
     return {
+        "commit": git_commit(),
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "jax_device": f"{device.platform}:{device.device_kind}",

@@ -24,7 +24,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from common import RESULTS_DIR, environment
+from common import RESULTS_DIR, environment, git_commit
 
 HERE = Path(__file__).resolve().parent
 RESULTS_MD = HERE / "RESULTS.md"
@@ -67,15 +67,6 @@ def _run(name: str, arguments: list[str], folder: Path) -> dict:
     }
 
 
-def _git_commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="batch 1 and 8 only, fewer repeats")
@@ -90,7 +81,7 @@ def main() -> None:
     folder.mkdir(parents=True)
     run = {
         "started": stamp.isoformat(timespec="seconds"),
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "load_average_start": os.getloadavg(),
         "environment": environment(),
         "steps": [],
