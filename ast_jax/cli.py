@@ -14,7 +14,9 @@ import argparse
 import csv
 import dataclasses
 import json
+import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -156,6 +158,7 @@ def _classify(args: argparse.Namespace) -> int:
     files, failures = _expand(args.inputs)
     classifier = _load_classifier(args, activation=args.activation, aggregate=args.aggregate)
     results = []
+    timeline_names = timeline_file_names(files)
     for result in _with_progress(classifier, files, args.quiet, classifier.classify_iter):
         if isinstance(result, Failure):
             _report_failure(result)
@@ -163,9 +166,26 @@ def _classify(args: argparse.Namespace) -> int:
             continue
         results.append(_summary(result, args.top_k, args.per_window))
         if args.timeline is not None:
-            _save_timeline(result, args.timeline / f"{Path(result.source).stem}.png")
+            _save_timeline(result, args.timeline / timeline_names[str(result.source)])
     _print_results(results, args.format)
     return 1 if failures else 0
+
+
+def timeline_file_names(files: Sequence[Path]) -> dict[str, str]:
+    """PNG name per file (keyed by ``str(path)``): ``<stem>.png``, or, for files whose stems
+    collide, their path below the files' common folder joined with ``__`` (``a__x.png``)."""
+    stems = Counter(Path(path).stem for path in files)
+    resolved = [Path(path).resolve() for path in files]
+    common = Path(os.path.commonpath([path.parent for path in resolved])) if files else Path()
+    names = {}
+    for path, absolute in zip(files, resolved, strict=True):
+        if stems[Path(path).stem] == 1:
+            names[str(path)] = f"{Path(path).stem}.png"
+        else:
+            names[str(path)] = (
+                "__".join(absolute.relative_to(common).with_suffix("").parts) + ".png"
+            )
+    return names
 
 
 def _summary(result: Classification, k: int, per_window: bool) -> dict:
@@ -488,7 +508,10 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("--format", choices=("table", "json", "csv"), default="table")
     classify.add_argument("--per-window", action="store_true", help="also print window scores")
     classify.add_argument(
-        "--timeline", type=Path, metavar="DIR", help="draw top labels over time to DIR/<name>.png"
+        "--timeline",
+        type=Path,
+        metavar="DIR",
+        help="draw top labels over time to DIR/<name>.png (name clash: DIR/<dir>__<name>.png)",
     )
     classify.set_defaults(run=_classify)
 

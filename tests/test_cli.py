@@ -17,6 +17,7 @@ from tiny_checkpoint import CONFIG, EXTRACTOR, RATE, save_tiny, tiny_params, ton
 
 from ast_jax import AudioClassifier, FeatureExtractor, export_hf, load_pretrained
 from ast_jax.audio import load_audio
+from ast_jax.cli import timeline_file_names
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "audio" / "yes.wav"
 
@@ -68,6 +69,16 @@ def audio(tmp_path_factory):
     long = np.concatenate([tone(440.0, 20.0), tone(2500.0, 20.0)])
     soundfile.write(folder / "long.flac", long, RATE, subtype="PCM_24")
     return folder
+
+
+def test_timeline_file_names_are_unique():
+    files = [Path("data/a/x.wav"), Path("data/b/x.flac"), Path("data/b/y.wav")]
+    assert timeline_file_names(files) == {
+        "data/a/x.wav": "a__x.png",
+        "data/b/x.flac": "b__x.png",
+        "data/b/y.wav": "y.png",
+    }
+    assert timeline_file_names([]) == {}
 
 
 def test_classify_json_matches_the_api_and_draws_timelines(model, audio, tmp_path):
