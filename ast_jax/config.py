@@ -103,8 +103,8 @@ class ASTConfig:
         problem_type: None or one of HF's problem types (used by the loss).
         dtype: compute dtype, one of `DTYPES`. Params are always stored in float32; LayerNorm
             statistics, softmax and logits stay float32.
-        attention: the fused attention kernel, one of `ATTENTIONS` (a runtime choice like
-            `dtype`; `output_attentions`, attention dropout and float16 use an explicit softmax).
+        attention: the attention kernel, one of `ATTENTIONS` (a runtime choice like `dtype`;
+            `output_attentions`, attention dropout and float16 use an explicit softmax).
     """
 
     hidden_size: int = 768

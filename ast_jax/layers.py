@@ -194,7 +194,8 @@ def attention_per_head(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
     `(B, H, N, N)` scores stream through memory; a loop of 2-D products keeps one head's `(N, N)`
     scores in cache (full-size AST, N = 1214: attention 3-5x faster). Scores, exponentials and
     sums in float32; the division by the row sums comes after the value product, on `(N, K)`
-    rather than `(N, N)` values.
+    rather than `(N, N)` values. The loop runs over the batch too, so with a batch sharded over
+    several CPU devices, `attention="xla"` keeps the attention local to each device.
     """
     batch, tokens, heads, head_dim = q.shape
 
