@@ -45,7 +45,13 @@ from ast_jax.config import ASTConfig
 from ast_jax.features import FeatureExtractor, num_frames
 from ast_jax.model import ASTForAudioClassification, ASTModel, check_params
 from ast_jax.positions import bucketed_length, prefix_position_indices, select_positions
-from ast_jax.sharding import batch_sharding, data_mesh, padded_batch_size, replicate
+from ast_jax.sharding import (
+    batch_sharding,
+    config_for_mesh,
+    data_mesh,
+    padded_batch_size,
+    replicate,
+)
 from ast_jax.windows import Windowing, sliding_windows
 
 __all__ = [
@@ -337,7 +343,8 @@ class AudioClassifier:
             or length_bucket < 1
         ):
             raise ValueError(f"length_bucket must be None or an int >= 1, got {length_bucket!r}")
-        self.config = config
+        self.mesh = mesh or data_mesh()
+        self.config = config_for_mesh(config, self.mesh)
         self.extractor = dataclasses.replace(extractor, max_length=config.max_length)
         self.windowing = Windowing.from_seconds(
             window, hop, max_frames=config.max_length, options=self.extractor.fbank_options
@@ -345,7 +352,6 @@ class AudioClassifier:
         self.activation: Activation = activation or default_activation(config)
         self.aggregate: Aggregate = aggregate
         self.length_bucket = length_bucket
-        self.mesh = mesh or data_mesh()
         self.batch_size = padded_batch_size(batch_size, self.mesh)
         self.has_head = has_head
         self.num_params = sum(np.size(leaf) for leaf in jax.tree.leaves(params))

@@ -15,6 +15,7 @@ Shape legend: B batch.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -22,9 +23,12 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from ast_jax.config import ASTConfig
+
 __all__ = [
     "DATA_AXIS",
     "batch_sharding",
+    "config_for_mesh",
     "data_mesh",
     "padded_batch_size",
     "process_shard",
@@ -46,6 +50,16 @@ def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
 def batch_sharding(mesh: Mesh) -> NamedSharding:
     """Leading (batch) axis split over the ``"data"`` axis, other axes whole."""
     return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def config_for_mesh(config: ASTConfig, mesh: Mesh | None) -> ASTConfig:
+    """``config`` for batches split over ``mesh``: on several CPU devices, ``attention="auto"``
+    becomes ``"xla"``, since the CPU per-head loop (`ast_jax.layers.attention_per_head`) runs
+    over the batch too and would gather every device's rows onto each device."""
+    devices = [] if mesh is None else list(mesh.devices.flat)
+    if len(devices) < 2 or config.attention != "auto" or devices[0].platform != "cpu":
+        return config
+    return dataclasses.replace(config, attention="xla")
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:

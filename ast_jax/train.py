@@ -43,7 +43,7 @@ from ast_jax.features import FeatureExtractor
 from ast_jax.history import write_history
 from ast_jax.inference import default_activation
 from ast_jax.model import ASTForAudioClassification
-from ast_jax.sharding import batch_sharding, replicate
+from ast_jax.sharding import batch_sharding, config_for_mesh, replicate
 from ast_jax.train_state import TrainState, load_state, save_state
 
 __all__ = [
@@ -327,7 +327,8 @@ def make_train_step(
     """The jitted train step ``(params, opt_state, batch, rng) -> (params, opt_state, metrics)``.
 
     Args:
-      model: an `ASTForAudioClassification`.
+      model: an `ASTForAudioClassification`; with a mesh, built from `config_for_mesh(model_config,
+        mesh)`.
       optimizer: from `make_optimizer`.
       config: augmentation settings.
       problem_type: selects the loss (`loss_fn`).
@@ -507,7 +508,7 @@ def fit(
             f"batch_size {tc.batch_size} must be a multiple of the {mesh.size} devices"
         )
     problem_type = resolve_problem_type(config, train[1])
-    model = ASTForAudioClassification(config)
+    model = ASTForAudioClassification(config_for_mesh(config, mesh))
     loader = Loader(
         *train,
         batch_size=tc.batch_size,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,10 +13,12 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from tiny_checkpoint import CONFIG
 
 from ast_jax.sharding import (
     DATA_AXIS,
     batch_sharding,
+    config_for_mesh,
     data_mesh,
     padded_batch_size,
     process_shard,
@@ -45,6 +48,14 @@ def test_mesh_helpers_on_one_device():
         data_mesh([])
 
 
+def test_config_for_mesh_keeps_single_device_and_explicit_choices():
+    one = data_mesh(jax.local_devices()[:1])
+    assert config_for_mesh(CONFIG, one) is CONFIG
+    assert config_for_mesh(CONFIG, None) is CONFIG
+    per_head = dataclasses.replace(CONFIG, attention="per_head")
+    assert config_for_mesh(per_head, one) is per_head
+
+
 _SCRIPT = textwrap.dedent(
     """
     import json, sys
@@ -68,6 +79,7 @@ _SCRIPT = textwrap.dedent(
     print(json.dumps({
         "devices": jax.device_count(),
         "mesh": [sharded.mesh.size, single.mesh.size],
+        "attention": [sharded.config.attention, single.config.attention],
         "batch_size": [sharded.batch_size, single.batch_size],
         "output_devices": len(step_output.sharding.device_set),
         "scores": [scores(sharded), scores(single)],
@@ -90,6 +102,7 @@ def test_sharded_equals_single_device_on_8_cpu_devices():
     report = json.loads(run.stdout.splitlines()[-1])
     assert report["devices"] == 8
     assert report["mesh"] == [8, 1]
+    assert report["attention"] == ["xla", "auto"]  # no per-head loop over a split batch
     assert report["batch_size"] == [8, 5]  # padded up to a multiple of the device count
     assert report["output_devices"] == 8
     sharded, single = (np.array(s) for s in report["scores"])
