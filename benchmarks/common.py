@@ -50,19 +50,22 @@ def cpu_name() -> str:
 
 
 def git_commit() -> str:
-    """The checkout's short commit hash, or "unknown" outside git."""
+    """The checkout's short commit hash, with "-dirty" when tracked files differ from it, or
+    "unknown" outside git."""
     import subprocess
 
-    try:
+    def git(*args: str) -> str:
         done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
+            ["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True
         )
+        return done.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except OSError:
         return "unknown"
-    return done.stdout.strip() or "unknown"
+    return (commit + ("-dirty" if dirty else "")) if commit else "unknown"
 
 
 def environment(**extra: Any) -> dict[str, Any]:

@@ -32,8 +32,16 @@ ACCELERATOR = RESULTS_DIR / "accelerator.json"
 XLA_FLAGS = RESULTS_DIR / "xla_flags.json"
 
 
-def _steps(quick: bool, gpu: bool) -> list[tuple[str, list[str]]]:
+def _steps(quick: bool, gpu: bool, smoke: bool) -> list[tuple[str, list[str]]]:
     """(name, arguments) per benchmark; each writes `<run folder>/<name>.jsonl`."""
+    if smoke:  # every script once, at the smallest sizes: checks the pipeline, measures nothing
+        return [
+            ("gemm", ["bench_gemm.py", "--repeats", "1"]),
+            ("model", ["bench_model.py", "--batch-sizes", "1", "--repeats", "1", "--warmup", "0"]),
+            ("features", ["bench_features.py", "--batch-sizes", "2", "--repeats", "1"]),
+            ("classify", ["bench_classify.py", "--clips", "2", "--repeats", "1", "--models",
+                          "kws12", "tiny"]),
+        ]  # fmt: skip
     model_1_8 = ["bench_model.py", "--batch-sizes", "1", "8", "--repeats", "3" if quick else "5"]
     steps = [
         ("gemm", ["bench_gemm.py"]),
@@ -70,6 +78,7 @@ def _run(name: str, arguments: list[str], folder: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="batch 1 and 8 only, fewer repeats")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes; writes to --output")
     parser.add_argument("--output", type=Path, default=RESULTS_MD)
     args = parser.parse_args()
 
@@ -86,7 +95,9 @@ def main() -> None:
         "environment": environment(),
         "steps": [],
     }
-    for name, arguments in _steps(args.quick, gpu):
+    if args.smoke and args.output == RESULTS_MD:
+        parser.error("--smoke measures nothing: give another --output than RESULTS.md")
+    for name, arguments in _steps(args.quick, gpu, args.smoke):
         run["steps"].append(_run(name, arguments, folder))
     run["load_average_end"] = os.getloadavg()
     (folder / "run.json").write_text(json.dumps(run, indent=2) + "\n")
