@@ -4,9 +4,9 @@
 The synthesis plan of `make_kws_dataset.py` is deterministic, so replaying its random draws
 (without synthesising anything) recovers the voice of every training clip. ``--variants`` of the
 81 training voice variants (drawn with ``--seed``) go to the validation split in all 8 accents; the
-rest stay for training. ``_silence_`` clips have no voice: every 8th goes to validation. Writes
-``DATA/fit.csv`` and ``DATA/val.csv`` (manifests with paths relative to ``DATA``) and
-``DATA/val_split.json``.
+rest stay for training (with their clips of ``make_kws_dataset --extra-train-per-class``, if any).
+``_silence_`` clips have no voice: every 8th goes to validation. Writes ``DATA/fit.csv`` and
+``DATA/val.csv`` (manifests with paths relative to ``DATA``) and ``DATA/val_split.json``.
 
     .venv/bin/python scripts/kws_val_split.py data/kws
 """
@@ -35,9 +35,14 @@ def voices_of_train_clips(data: Path) -> tuple[dict[tuple[str, int], str], list[
     if sorted(variants[:held_out]) != stats["test"]["variants"]:
         raise SystemExit("replayed variant split differs from stats.json")
     train_variants = sorted(variants[held_out:])
-    per_class = stats["train"]["clips"][kws.CORE_WORDS[0]]
+    extra = stats["train"].get("extra_per_class", 0)
+    per_class = stats["train"]["clips"][kws.CORE_WORDS[0]] - extra
     voices = [f"{accent}+{variant}" for accent in kws.ACCENTS for variant in train_variants]
     plan = kws.plan_split(rng, voices, per_class)
+    if extra:  # drawn after the test split's plan (make_kws_dataset --extra-train-per-class)
+        test_voices = [f"{a}+{v}" for a in kws.ACCENTS for v in stats["test"]["variants"]]
+        kws.plan_split(rng, test_voices, stats["test"]["clips"][kws.CORE_WORDS[0]])
+        plan += kws.plan_split(rng, voices, extra)
     counts: dict[str, int] = {}
     owner = {}
     for label, voice, *_ in plan:

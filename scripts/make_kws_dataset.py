@@ -13,6 +13,8 @@ accent), so the test accuracy measures generalisation to unseen voices.
 
 Output: ``OUT/{train,test}/<label>/<n>.wav`` (the layout ``ast-jax finetune`` reads) and
 ``OUT/stats.json`` (counts, voices, seed). Deterministic for a given seed and espeak-ng version.
+``--extra-train-per-class`` adds training clips (numbered after the first ``--train-per-class``)
+drawn after the test split, so that neither the test split nor the first training clips change.
 
     python scripts/make_kws_dataset.py data/kws
 """
@@ -139,10 +141,17 @@ def plan_split(
 
 
 def write_split(
-    espeak: str, out: Path, plan: list, silences: int, seed: int, workers: int
+    espeak: str,
+    out: Path,
+    plan: list,
+    silences: int,
+    seed: int,
+    workers: int,
+    start: dict[str, int] | None = None,
 ) -> dict[str, int]:
-    """Synthesise and write one split; returns clips per label."""
-    counts = dict.fromkeys(LABELS, 0)
+    """Synthesise and write one split, numbering each label's clips from ``start`` (default 0);
+    returns the clips per label written so far (``start`` included)."""
+    counts = dict.fromkeys(LABELS, 0) if start is None else dict(start)
     for label in LABELS:
         (out / label).mkdir(parents=True, exist_ok=True)
 
@@ -166,6 +175,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="output directory (e.g. data/kws)")
     parser.add_argument("--train-per-class", type=int, default=500)
+    parser.add_argument(
+        "--extra-train-per-class",
+        type=int,
+        default=0,
+        help="more training clips per class, drawn after the test split (which stays the same)",
+    )
     parser.add_argument("--test-per-class", type=int, default=150)
     parser.add_argument(
         "--test-variants", type=float, default=0.2, help="share of held-out variants"
@@ -191,6 +206,16 @@ def main(argv: list[str] | None = None) -> None:
         counts = write_split(espeak, args.out / split, plan, per_class, seed, args.workers)
         stats[split] = {"variants": split_variants, "voices": len(voices), "clips": counts}
         print(f"{split}: {sum(counts.values())} clips, {len(voices)} voices", file=sys.stderr)
+    if args.extra_train_per_class:
+        # Drawn last, so the first --train-per-class clips and the test split do not depend on it.
+        voices = [f"{accent}+{variant}" for accent in ACCENTS for variant in train_variants]
+        plan = plan_split(rng, voices, args.extra_train_per_class)
+        counts = write_split(
+            espeak, args.out / "train", plan, args.extra_train_per_class, args.seed * 2 + 2,
+            args.workers, start=stats["train"]["clips"],
+        )  # fmt: skip
+        stats["train"] |= {"clips": counts, "extra_per_class": args.extra_train_per_class}
+        print(f"train with extra clips: {sum(counts.values())} clips", file=sys.stderr)
     (args.out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
 
 
