@@ -25,6 +25,8 @@ __all__ = [
     "normalize",
     "roll_time",
     "spec_augment",
+    "warp_frequency",
+    "warp_mel_bins",
 ]
 
 # The original draws the mixing weight from Beta(10, 10): mostly near 0.5, rarely below 0.3.
@@ -68,6 +70,57 @@ def mask_along_axis(key: jax.Array, x: jax.Array, mask_param: int, axis: int) ->
     masked = (index >= first[:, None]) & (index < last[:, None])  # (B, size)
     masked = masked[:, :, None] if axis == 1 else masked[:, None, :]
     return jnp.where(masked, jnp.zeros((), x.dtype), x)
+
+
+def _mel(hz: jax.Array | float) -> jax.Array:
+    """Kaldi's mel scale, ``1127 ln(1 + f / 700)``."""
+    return 1127.0 * jnp.log1p(jnp.asarray(hz) / 700.0)
+
+
+def warp_mel_bins(
+    x: jax.Array, alpha: jax.Array, *, low_freq: float = 20.0, high_freq: float = 8000.0
+) -> jax.Array:
+    """Scale the frequency axis of log-mel features by ``alpha`` per example (vocal tract length
+    perturbation, Jaitly & Hinton 2013, on the mel bins rather than the FFT).
+
+    Output bin ``j`` takes the value at frequency ``center_j / alpha`` (Hz), linearly interpolated
+    between the bins' centres and clamped to the first/last bin, so ``alpha > 1`` moves the
+    spectrum up (a shorter vocal tract) and ``alpha == 1`` returns ``x``. The bin centres are those
+    of Kaldi's filterbank: ``F`` triangles equally spaced in mel between ``low_freq`` and
+    ``high_freq`` (Hz; the defaults are the AST extractor's 20 Hz and Nyquist at 16 kHz).
+
+    Args:
+      x: ``(B, T, F)`` log-mel features (unnormalised or normalised).
+      alpha: ``(B,)`` warp factors, > 0.
+      low_freq, high_freq: the filterbank's edges in Hz.
+
+    Returns:
+      ``(B, T, F)``, same dtype.
+    """
+    num_bins = x.shape[2]
+    low, high = _mel(low_freq), _mel(high_freq)
+    step = (high - low) / (num_bins + 1)
+    centers = low + step * jnp.arange(1, num_bins + 1)  # (F,) mel
+    centers_hz = 700.0 * jnp.expm1(centers / 1127.0)  # (F,)
+    source = (_mel(centers_hz / alpha[:, None]) - low) / step - 1.0  # (B, F) fractional bin
+    source = jnp.clip(source, 0.0, num_bins - 1.0)
+    below = jnp.floor(source).astype(jnp.int32)  # (B, F)
+    above = jnp.minimum(below + 1, num_bins - 1)
+    weight = (source - below).astype(x.dtype)[:, None, :]  # (B, 1, F)
+    lower = jnp.take_along_axis(x, below[:, None, :], axis=2)  # (B, T, F)
+    upper = jnp.take_along_axis(x, above[:, None, :], axis=2)
+    return lower + weight * (upper - lower)
+
+
+def warp_frequency(key: jax.Array, x: jax.Array, max_warp: float) -> jax.Array:
+    """`warp_mel_bins` with ``alpha ~ U[1 - max_warp, 1 + max_warp)`` per example; 0 returns ``x``.
+
+    ``(B, T, F)`` -> ``(B, T, F)``.
+    """
+    if max_warp == 0:
+        return x
+    alpha = jax.random.uniform(key, (x.shape[0],), minval=1.0 - max_warp, maxval=1.0 + max_warp)
+    return warp_mel_bins(x, alpha)
 
 
 def spec_augment(key: jax.Array, x: jax.Array, freqm: int, timem: int) -> jax.Array:

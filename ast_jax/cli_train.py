@@ -33,7 +33,8 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         "warmup_every": args.warmup_every, "lr_decay_start": args.lr_decay_start,
         "lr_decay_every": args.lr_decay_every, "lr_decay": args.lr_decay, "freqm": args.freqm,
         "timem": args.timem, "mixup": args.mixup, "noise": args.noise,
-        "time_shift": args.time_shift, "seed": args.seed, "weight_average": args.weight_average,
+        "time_shift": args.time_shift, "freq_warp": args.freq_warp, "seed": args.seed,
+        "weight_average": args.weight_average,
     }  # fmt: skip
     settings.update({name: value for name, value in options.items() if value is not None})
     return TrainConfig(**settings)
@@ -112,6 +113,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     finetune.add_argument("--mixup", type=float, help="mixup probability per example")
     finetune.add_argument("--noise", type=float, help="noise scale (the original: 0.1)")
     finetune.add_argument("--time-shift", type=int, help="max circular time shift (frames)")
+    finetune.add_argument(
+        "--freq-warp", type=float, help="max frequency warp factor deviation (e.g. 0.1; 0 is off)"
+    )
     finetune.add_argument(
         "--weight-average", type=int, nargs=2, metavar=("FIRST", "LAST"),
         help="also save the average of these epochs' weights (1-based) to OUT/model_wa",

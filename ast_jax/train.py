@@ -35,7 +35,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from numpy.typing import NDArray
 
 from ast_jax import metrics as metrics_lib
-from ast_jax.augment import add_noise, normalize, roll_time, spec_augment
+from ast_jax.augment import add_noise, normalize, roll_time, spec_augment, warp_frequency
 from ast_jax.checkpoint import save_pretrained
 from ast_jax.config import ASTConfig
 from ast_jax.data import Loader
@@ -88,6 +88,9 @@ class TrainConfig:
       mixup: probability of mixing each example with a random partner (0 disables).
       noise: scale of the Speech Commands noise (the original: 0.1; 0 disables).
       time_shift: maximum circular time shift in frames (the original: 10 with noise; 0 disables).
+      freq_warp: maximum frequency warp (`ast_jax.augment.warp_frequency`: each example's
+        frequency axis scaled by a factor in ``[1 - freq_warp, 1 + freq_warp)``, before
+        SpecAugment); not in the original; 0 disables.
       seed: seeds init of new heads, shuffling, augmentation and dropout.
       weight_average: ``(first, last)`` epochs (1-based, inclusive) whose weights are averaged into
         the final "weight-averaged" model, or None. Epochs past ``epochs`` are ignored, so a run
@@ -112,6 +115,7 @@ class TrainConfig:
     mixup: float = 0.0
     noise: float = 0.0
     time_shift: int = 0
+    freq_warp: float = 0.0
     seed: int = 0
     weight_average: tuple[int, int] | None = None
     eval_batch_size: int = 64
@@ -137,6 +141,8 @@ class TrainConfig:
             raise ValueError(f"mixup must be in [0, 1], got {self.mixup}")
         if self.noise < 0:
             raise ValueError(f"noise must be >= 0, got {self.noise}")
+        if not 0.0 <= self.freq_warp < 1.0:
+            raise ValueError(f"freq_warp must be in [0, 1), got {self.freq_warp}")
         if self.weight_average is not None:
             first, last = self.weight_average
             if not 1 <= first <= last:
@@ -299,10 +305,13 @@ def augment_features(
     key: jax.Array, features: jax.Array, config: TrainConfig, mean: float, std: float
 ) -> jax.Array:
     """SpecAugment on the unnormalised ``(B, T, F)`` features, normalise, then noise and time
-    shift when enabled (the original's order, AST_SPEC §3)."""
+    shift when enabled (the original's order, AST_SPEC §3); a frequency warp first if enabled."""
     mask_key, noise_key, shift_key = jax.random.split(key, 3)
     freqm, timem = config.freq_mask(features.shape[2]), config.time_mask(features.shape[1])
-    x = spec_augment(mask_key, features, freqm, timem)
+    x = features
+    if config.freq_warp:  # its own key, so runs without it draw the same masks, noise and shift
+        x = warp_frequency(jax.random.fold_in(key, 1), x, config.freq_warp)
+    x = spec_augment(mask_key, x, freqm, timem)
     x = normalize(x, mean, std)
     if config.noise:
         x = add_noise(noise_key, x, config.noise)

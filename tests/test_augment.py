@@ -1,5 +1,7 @@
 """SpecAugment, noise, time shift and mixup against the original recipe's rules (AST_SPEC §3)."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,10 +15,14 @@ from ast_jax.augment import (
     normalize,
     roll_time,
     spec_augment,
+    warp_frequency,
+    warp_mel_bins,
 )
 from ast_jax.train import TrainConfig, augment_features
 
 B, T, F = 256, 40, 24
+# The warp maps bin centres Hz -> mel -> Hz -> mel in float32: a few ulps of the mel values (~3000).
+WARP_IDENTITY_TOL = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +98,62 @@ def test_noise_and_roll(features):
     for b in range(0, B, 37):
         np.testing.assert_array_equal(rolled[b], jnp.roll(features[b], int(shift[b, 0]), axis=0))
     assert set(np.unique(shift)) <= set(range(-10, 10))
+
+
+def _kaldi_centers_hz(num_bins, low=20.0, high=8000.0):
+    """Kaldi's mel filterbank centres in Hz (float64)."""
+    mel = lambda f: 1127.0 * np.log1p(f / 700.0)
+    centers = np.linspace(mel(low), mel(high), num_bins + 2)[1:-1]
+    return 700.0 * np.expm1(centers / 1127.0)
+
+
+def test_warp_mel_bins_moves_a_peak_by_the_factor():
+    num_bins, peak = 64, 30
+    x = jnp.zeros((3, 2, num_bins)).at[:, :, peak].set(1.0)  # (B, T, F): one lit bin
+    alpha = jnp.array([1.0, 1.1, 0.9])
+    y = np.asarray(warp_mel_bins(x, alpha))
+    np.testing.assert_allclose(y[0], x[0], atol=WARP_IDENTITY_TOL)
+    centers = _kaldi_centers_hz(num_bins)
+    for b in (1, 2):
+        # The energy moves to the bins around alpha * (the peak's frequency).
+        target = float(alpha[b]) * centers[peak]
+        lit = np.flatnonzero(y[b, 0] > 0)
+        assert centers[lit.min()] <= target * 1.02 and centers[lit.max()] >= target * 0.98, lit
+        assert abs(np.argmax(y[b, 0]) - np.argmin(np.abs(centers - target))) <= 1
+        np.testing.assert_array_equal(y[b, 0], y[b, 1])  # the same warp for every frame
+    # Up by 10%: the peak moves up; down: it moves down.
+    assert np.argmax(y[1, 0]) > peak > np.argmax(y[2, 0])
+
+
+def test_warp_frequency_draws_factors_in_range(features):
+    assert warp_frequency(jax.random.key(0), features, 0.0) is features
+    # A ramp along frequency: the warped value at a bin tells the source bin, so its shift.
+    ramp = jnp.broadcast_to(jnp.arange(F, dtype=jnp.float32), (B, 1, F))
+    warped = np.asarray(warp_frequency(jax.random.key(1), ramp, 0.2))
+    mid = F // 2
+    shift = warped[:, 0, mid] - mid  # < 0: spectrum moved up (alpha > 1)
+    assert shift.min() < -0.5 and shift.max() > 0.5  # both directions drawn
+    centers = _kaldi_centers_hz(F)
+    source_hz = np.interp(warped[:, 0, mid], np.arange(F), centers)
+    alpha = centers[mid] / source_hz
+    assert alpha.min() >= 0.8 - 1e-3 and alpha.max() < 1.2 + 1e-3
+
+
+def test_augment_features_frequency_warp():
+    x = -1.0 - jnp.broadcast_to(jnp.arange(F, dtype=jnp.float32), (B, T, F)) / F
+    config = TrainConfig(freqm=0, timem=0, noise=0.0, time_shift=0)
+    plain = augment_features(jax.random.key(2), x, config, -1.5, 0.5)
+    np.testing.assert_allclose(plain, normalize(x, -1.5, 0.5), rtol=1e-6)
+    warped = augment_features(
+        jax.random.key(2), x, dataclasses.replace(config, freq_warp=0.1), -1.5, 0.5
+    )
+    assert not np.allclose(warped, plain)
+    expected = warp_frequency(jax.random.fold_in(jax.random.key(2), 1), x, 0.1)
+    np.testing.assert_allclose(warped, normalize(expected, -1.5, 0.5), rtol=1e-6)
+    with pytest.raises(ValueError, match="freq_warp"):
+        TrainConfig(freq_warp=1.0)
+    with pytest.raises(ValueError, match="freq_warp"):
+        TrainConfig(freq_warp=-0.1)
 
 
 def test_mixup_waveforms():

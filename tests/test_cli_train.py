@@ -66,3 +66,19 @@ def test_errors_exit_2(dataset, tmp_path, capsys):
     assert main(["finetune", str(tmp_path), "--model", str(config), "--out", str(tmp_path)]) == 2
     assert "class folders" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "missing"), str(root)]) == 2
+
+
+def test_training_options_reach_the_train_config(dataset, tmp_path, monkeypatch):
+    root, config = dataset
+    seen = {}
+
+    def fake_finetune(data, model, out, train_config, **kwargs):
+        seen["config"] = train_config
+        raise ValueError("stop here")
+
+    monkeypatch.setattr("ast_jax.cli_train.finetune", fake_finetune)
+    args = ["finetune", str(root), "--model", str(config), "--out", str(tmp_path), "-q"]
+    assert main([*args, "--freq-warp", "0.15", "--time-shift", "7"]) == 2
+    assert (seen["config"].freq_warp, seen["config"].time_shift) == (0.15, 7)
+    assert main(args) == 2
+    assert seen["config"].freq_warp == 0.0  # off unless asked for
