@@ -46,12 +46,18 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 import transformers
-from common import environment, forward_flops, median_seconds
+from common import (
+    KALDI_OPTIONS,
+    SAMPLING_RATE,
+    environment,
+    forward_flops,
+    median_seconds,
+    torchaudio_features,
+)
 
 from ast_jax import ASTConfig, ASTForAudioClassification, FeatureExtractor, fbank, params_from_hf
 from ast_jax.jax_features import extract_features, logits_from_waveforms
 
-SAMPLING_RATE = 16000
 # (compute dtype, attention, matmul precision): JAX's default float32 dots on a GPU may use TF32,
 # PyTorch's do not; the "highest" row is the like-for-like float32 comparison.
 JAX_BACKENDS = (
@@ -269,18 +275,6 @@ def _end_to_end(config, params, torch_model, device: str, batch: int, seconds: f
     return result
 
 
-def _kaldi_options() -> dict:
-    return {
-        "htk_compat": True,
-        "sample_frequency": SAMPLING_RATE,
-        "use_energy": False,
-        "window_type": "hanning",
-        "num_mel_bins": 128,
-        "dither": 0.0,
-        "frame_shift": 10,
-    }
-
-
 def _features(batch: int, seconds: float) -> dict:
     extractor = FeatureExtractor()
     clips = _clips(batch, seconds, seed=3)
@@ -305,18 +299,14 @@ def _features(batch: int, seconds: float) -> dict:
             )
         )
     try:
+        import torchaudio
         import torchaudio.compliance.kaldi as kaldi
     except ImportError:
         return result
-    result["torchaudio"] = torch.__version__
-
-    def torchaudio_features():  # as the original AST dataloader: fbank per clip, pad, normalise
-        for clip in clips:
-            values = kaldi.fbank(torch.from_numpy(clip)[None], **_kaldi_options())
-            values = torch.nn.functional.pad(values, (0, 0, 0, max(0, 1024 - len(values))))
-            _ = (values[:1024] - (-4.2677393)) / (4.5689974 * 2)
-
-    result["torchaudio_ms"] = ms(median_seconds(torchaudio_features, repeats=3))
+    result["torchaudio"] = torchaudio.__version__
+    result["torchaudio_ms"] = ms(
+        median_seconds(lambda: torchaudio_features(clips, kaldi), repeats=3)
+    )
     result["torchaudio_parity"] = _torchaudio_parity(kaldi)
     return result
 
@@ -338,8 +328,8 @@ def _torchaudio_parity(kaldi) -> dict:
         else:
             signal = np.sin(2 * np.pi * (100 + 3000 * t / t[-1]) * t)
         signal = signal.astype(np.float32)
-        ours = fbank(signal, **_kaldi_options())
-        theirs = kaldi.fbank(torch.from_numpy(signal)[None], **_kaldi_options()).numpy()
+        ours = fbank(signal, **KALDI_OPTIONS)
+        theirs = kaldi.fbank(torch.from_numpy(signal)[None], **KALDI_OPTIONS).numpy()
         diff = np.abs(ours - theirs)
         within = theirs >= theirs.max(axis=1, keepdims=True) - np.log(10.0) * 7  # 70 dB
         resolvable = max(resolvable, float(diff[within].max()))

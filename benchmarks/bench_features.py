@@ -25,24 +25,21 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from common import RESULTS_DIR, append_jsonl, environment, median_seconds
+from common import (
+    KALDI_OPTIONS,
+    RESULTS_DIR,
+    SAMPLING_RATE,
+    append_jsonl,
+    environment,
+    median_seconds,
+    torchaudio_features,
+)
 
 import ast_jax
 from ast_jax.jax_features import extract_features
 
 RESULTS = RESULTS_DIR / "features.jsonl"
-SAMPLING_RATE = 16000
 CLIP_SECONDS = 10.0
-# The AST recipe's Kaldi options (AST_SPEC §2), in torchaudio's and ast-jax's keyword names.
-KALDI = {
-    "htk_compat": True,
-    "sample_frequency": SAMPLING_RATE,
-    "use_energy": False,
-    "window_type": "hanning",
-    "num_mel_bins": 128,
-    "dither": 0.0,
-    "frame_shift": 10,
-}
 KNF_MEL_BINS = 80  # kaldi-native-fbank rejects 128 bins on 25-ms frames
 
 
@@ -53,16 +50,6 @@ def _clips(batch_size: int) -> np.ndarray:
     speechlike = np.sin(2 * np.pi * 220 * t * (1 + 0.3 * np.sin(2 * np.pi * 0.5 * t)))
     noise = rng.standard_normal((batch_size, samples))
     return (0.3 * speechlike + 0.05 * noise).astype(np.float32)  # (B, S)
-
-
-def _torchaudio_extract(clips: np.ndarray, kaldi) -> None:
-    """The original AST dataloader's path: fbank per clip, pad/cut to 1024 frames, normalise."""
-    import torch
-
-    for clip in clips:
-        values = kaldi.fbank(torch.from_numpy(clip)[None], **KALDI)
-        values = torch.nn.functional.pad(values, (0, 0, 0, max(0, 1024 - len(values))))[:1024]
-        _ = (values - (-4.2677393)) / (4.5689974 * 2)
 
 
 def _knf_fbank(clip: np.ndarray, knf) -> np.ndarray:
@@ -87,13 +74,13 @@ def _optional_columns(clips: np.ndarray, repeats: int) -> dict:
     except ImportError:
         pass
     else:
-        seconds = median_seconds(functools.partial(_torchaudio_extract, clips, kaldi), 1, repeats)
+        seconds = median_seconds(functools.partial(torchaudio_features, clips, kaldi), 1, repeats)
         record["torchaudio_ms_per_clip"] = 1e3 * seconds / batch
     try:
         import kaldi_native_fbank as knf
     except ImportError:
         return record
-    ours_80 = functools.partial(ast_jax.fbank, **(KALDI | {"num_mel_bins": KNF_MEL_BINS}))
+    ours_80 = functools.partial(ast_jax.fbank, **(KALDI_OPTIONS | {"num_mel_bins": KNF_MEL_BINS}))
     record["knf_80_bins_ms_per_clip"] = (
         1e3 * median_seconds(lambda: [_knf_fbank(clip, knf) for clip in clips], 1, repeats) / batch
     )

@@ -14,6 +14,17 @@ from typing import Any
 from ast_jax.config import ASTConfig
 
 RESULTS_DIR = Path(__file__).parent / "results"
+SAMPLING_RATE = 16000
+# The AST recipe's Kaldi options (AST_SPEC §2), in torchaudio's and ast-jax's keyword names.
+KALDI_OPTIONS = {
+    "htk_compat": True,
+    "sample_frequency": SAMPLING_RATE,
+    "use_energy": False,
+    "window_type": "hanning",
+    "num_mel_bins": 128,
+    "dither": 0.0,
+    "frame_shift": 10,
+}
 
 
 def median_seconds(call: Callable[[], object], warmup: int = 1, repeats: int = 5) -> float:
@@ -94,6 +105,17 @@ def environment(**extra: Any) -> dict[str, Any]:
         "versions": versions,
         **extra,
     }
+
+
+def torchaudio_features(clips: Any, kaldi: Any) -> None:
+    """The original AST dataloader's path, for timing: torchaudio's ``kaldi.fbank`` per clip,
+    pad or cut to 1024 frames, normalise with the AudioSet statistics."""
+    import torch
+
+    for clip in clips:
+        values = kaldi.fbank(torch.from_numpy(clip)[None], **KALDI_OPTIONS)
+        values = torch.nn.functional.pad(values, (0, 0, 0, max(0, 1024 - len(values))))[:1024]
+        _ = (values - (-4.2677393)) / (4.5689974 * 2)
 
 
 def append_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
