@@ -7,8 +7,9 @@ still run. On a machine whose JAX backend is a GPU the accelerator benchmark run
 RESULTS.md carries the last accelerator run committed as `benchmarks/results/accelerator.json`
 (and `xla_flags.json`), labelled with its card and date.
 
-    python benchmarks/run_all.py            # batch 1, 8 and 32 forward passes: ~25 min on 2 cores
+    python benchmarks/run_all.py            # batch 1, 8 and 32 forward passes: ~14 min on 2 cores
     python benchmarks/run_all.py --quick    # batch 1 and 8, fewer repeats: ~10 min
+    python benchmarks/run_all.py --render benchmarks/results/run-...  # re-render a past run
 
 `python3 tasks.py bench` installs what the benchmarks need and runs this.
 """
@@ -80,7 +81,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="batch 1 and 8 only, fewer repeats")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes; writes to --output")
     parser.add_argument("--output", type=Path, default=RESULTS_MD)
+    parser.add_argument(
+        "--render", type=Path, metavar="RUN_DIR", help="only rewrite --output from a past run"
+    )
     args = parser.parse_args()
+    if args.render is not None:
+        run = json.loads((args.render / "run.json").read_text())
+        accelerator = args.render / "accelerator.json"
+        accelerator = accelerator if accelerator.is_file() else ACCELERATOR
+        from results_md import render
+
+        args.output.write_text(render(args.render, run, accelerator, XLA_FLAGS))
+        print(f"wrote {args.output} from {args.render}")
+        return
 
     import jax
 
