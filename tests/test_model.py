@@ -17,7 +17,7 @@ from tiny_checkpoint import SMALL
 
 from ast_jax import ASTConfig, ASTForAudioClassification, ASTModel, load_pretrained
 from ast_jax.layers import PER_HEAD_MIN_TOKENS, activation, attention_per_head, layer_norm
-from ast_jax.model import build_model
+from ast_jax.model import build_model, per_example
 
 # HF's own bar, atol = rtol = 1e-4 (AST_SPEC §6.3, §8.15). float32 in a different op order differs
 # by ~1e-7 relative; rtol matters for deep hidden states, whose magnitude grows layer by layer.
@@ -244,6 +244,23 @@ def test_outputs_and_pooler(small_params):
     assert len(backbone.hidden_states) == TINY.num_hidden_layers + 1
     pooled = (backbone.last_hidden_state[:, 0] + backbone.last_hidden_state[:, 1]) / 2
     np.testing.assert_array_equal(backbone.pooler_output, pooled)
+
+
+def test_per_example_step_equals_the_batched_step(small_params):
+    x = np.random.default_rng(3).normal(size=(3, TINY.max_length, TINY.num_mel_bins))
+
+    def step(params, x):
+        out = ASTForAudioClassification(TINY).apply(
+            {"params": params}, x, output_hidden_states=True
+        )
+        return {"logits": out.logits, "hidden": out.hidden_states}
+
+    batched = jax.jit(step)(small_params, x)
+    mapped = jax.jit(per_example(step))(small_params, x)
+    # The same float32 arithmetic row by row; only matmul blocking may move the last bits.
+    for ours, theirs in zip(jax.tree.leaves(mapped), jax.tree.leaves(batched), strict=True):
+        assert ours.shape == theirs.shape
+        np.testing.assert_allclose(ours, theirs, atol=1e-5, rtol=1e-5)
 
 
 def test_batch_equals_per_row_loop(small_params):
