@@ -4,7 +4,8 @@
 The synthesis plan of `make_kws_dataset.py` is deterministic, so replaying its random draws
 (without synthesising anything) recovers the voice of every training clip. ``--variants`` of the
 81 training voice variants (drawn with ``--seed``) go to the validation split in all 8 accents; the
-rest stay for training (with their clips of ``make_kws_dataset --extra-train-per-class``, if any).
+rest stay for training (with their clips of ``make_kws_dataset --extra-train-per-class``, if any,
+and all clips of its random voice variants, ``--random-per-class``).
 ``_silence_`` clips have no voice: every 8th goes to validation. Writes ``DATA/fit.csv`` and
 ``DATA/val.csv`` (manifests with paths relative to ``DATA``) and ``DATA/val_split.json``.
 
@@ -26,7 +27,8 @@ import make_kws_dataset as kws
 
 
 def voices_of_train_clips(data: Path) -> tuple[dict[tuple[str, int], str], list[str]]:
-    """``{(label, index): variant}`` for the spoken training clips, and the training variants."""
+    """``{(label, index): variant}`` for the spoken training clips of espeak-ng's own variants (the
+    random variants' clips come after them), and the training variants."""
     stats = json.loads((data / "stats.json").read_text())
     variants = sorted({*stats["train"]["variants"], *stats["test"]["variants"]})
     rng = np.random.default_rng(stats["seed"])
@@ -36,7 +38,8 @@ def voices_of_train_clips(data: Path) -> tuple[dict[tuple[str, int], str], list[
         raise SystemExit("replayed variant split differs from stats.json")
     train_variants = sorted(variants[held_out:])
     extra = stats["train"].get("extra_per_class", 0)
-    per_class = stats["train"]["clips"][kws.CORE_WORDS[0]] - extra
+    named = stats["train"].get("named_clips", stats["train"]["clips"])
+    per_class = named[kws.CORE_WORDS[0]] - extra
     voices = [f"{accent}+{variant}" for accent in kws.ACCENTS for variant in train_variants]
     plan = kws.plan_split(rng, voices, per_class)
     if extra:  # drawn after the test split's plan (make_kws_dataset --extra-train-per-class)
@@ -49,7 +52,7 @@ def voices_of_train_clips(data: Path) -> tuple[dict[tuple[str, int], str], list[
         index = counts.get(label, 0)
         counts[label] = index + 1
         owner[label, index] = voice.split("+", 1)[1]
-    if any(counts[label] != n for label, n in stats["train"]["clips"].items() if label in counts):
+    if any(counts[label] != n for label, n in named.items() if label in counts):
         raise SystemExit("replayed plan differs from stats.json counts")
     return owner, train_variants
 
@@ -69,8 +72,8 @@ def main(argv: list[str] | None = None) -> None:
         for index, path in enumerate(sorted(folder.glob("*.wav"))):
             if folder.name == kws.SILENCE:
                 split = "val" if index % 8 == 0 else "fit"
-            else:
-                split = "val" if owner[folder.name, index] in val_variants else "fit"
+            else:  # clips past the replayed plan are random variants' (never validation voices)
+                split = "val" if owner.get((folder.name, index)) in val_variants else "fit"
             rows[split].append((path.relative_to(args.data).as_posix(), folder.name))
     for split, split_rows in rows.items():
         with open(args.data / f"{split}.csv", "w", newline="", encoding="utf-8") as file:

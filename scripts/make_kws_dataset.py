@@ -9,12 +9,16 @@ pitch, at a random position and level, mixed with white, pink or brown noise at 
 signal-to-noise ratio.
 
 Voices are split by variant: the variants of the test split are never heard in training (in any
-accent), so the test accuracy measures generalisation to unseen voices.
+accent), so the test accuracy measures generalisation to unseen voices. ``--random-per-class``
+adds training clips spoken by *random* voice variants (`random_variant`: formants, pitch and voice
+quality drawn from the ranges espeak-ng's own variants span), written to ``OUT/random_variants``
+and read by espeak-ng from a private copy of its data folder.
 
 Output: ``OUT/{train,test}/<label>/<n>.wav`` (the layout ``ast-jax finetune`` reads) and
 ``OUT/stats.json`` (counts, voices, seed). Deterministic for a given seed and espeak-ng version.
-``--extra-train-per-class`` adds training clips (numbered after the first ``--train-per-class``)
-drawn after the test split, so that neither the test split nor the first training clips change.
+``--extra-train-per-class`` and then ``--random-per-class`` add training clips (numbered after
+the first ``--train-per-class``) drawn after the test split, so that neither the test split nor the
+first training clips change.
 
     python scripts/make_kws_dataset.py data/kws
 """
@@ -57,6 +61,8 @@ SNR_DB = (5.0, 35.0)  # speech over background noise
 SPEECH_PEAK = (0.2, 0.9)
 SILENCE_RMS_DB = (-70.0, -20.0)  # background level of _silence_ clips, dB full scale
 TRIM_THRESHOLD = 0.02  # of the peak: where espeak-ng's leading/trailing silence ends
+RANDOM_PREFIX = "random"  # random variants are named random000, random001, ...
+MAX_RANDOM_VARIANTS = 150  # espeak-ng 1.51 resolves at most 349 voices and has 131 languages
 
 
 def ensure_espeak() -> str:
@@ -82,11 +88,95 @@ def list_variants(espeak: str) -> list[str]:
     return sorted(set(names))
 
 
-def synthesise(espeak: str, voice: str, word: str, speed: int, pitch: int) -> np.ndarray:
-    """One word at 16 kHz, float32, leading and trailing silence trimmed."""
+def random_variant(rng: np.random.Generator, name: str) -> str:
+    """An espeak-ng voice variant file with random formants, pitch and voice quality.
+
+    Formant frequencies, heights and widths are percentages of the base voice's, drawn within the
+    spans of espeak-ng's own variants (e.g. ``Alicia``'s F2 at 150%); the optional voice-quality
+    lines (echo, flutter, roughness, breathiness, tone, klatt synthesis) each appear with the rough
+    frequency they have among those variants.
+    """
+    lines = ["language variant", f"name {name}"]
+    base = int(rng.integers(50, 211))
+    lines.append(f"pitch {base} {base + int(rng.integers(40, 121))}")
+    frequency_spans = [(85, 120), (70, 140), (70, 150), (75, 140)] + [(80, 130)] * 5
+    for formant, (low, high) in enumerate(frequency_spans):
+        frequency = int(rng.integers(low, high + 1))
+        height, width = int(rng.integers(50, 131)), int(rng.integers(70, 161))
+        lines.append(f"formant {formant} {frequency} {height} {width}")
+    optional = {
+        "echo": (0.3, lambda: f"{rng.integers(10, 151)} {rng.integers(5, 41)}"),
+        "flutter": (0.3, lambda: f"{rng.integers(0, 21)}"),
+        "roughness": (0.4, lambda: f"{rng.integers(0, 6)}"),
+        "voicing": (0.4, lambda: f"{rng.integers(40, 151)}"),
+        "consonants": (0.4, lambda: f"{rng.integers(60, 195)} {rng.integers(20, 256)}"),
+        "breath": (0.1, lambda: " ".join(str(rng.integers(0, 61)) for _ in range(8))),
+        "tone": (
+            0.3,
+            lambda: (
+                f"{rng.integers(300, 651)} {rng.integers(100, 256)} "
+                f"{rng.integers(1000, 1501)} {rng.integers(70, 256)} "
+                f"{rng.integers(2000, 4701)} {rng.integers(22, 256)}"
+            ),
+        ),
+        "klatt": (0.15, lambda: f"{rng.integers(1, 7)}"),
+    }
+    for key, (probability, value) in optional.items():
+        if rng.random() < probability:
+            lines.append(f"{key} {value()}")
+    return "\n".join(lines) + "\n"
+
+
+def private_espeak_data(espeak: str, folder: Path) -> Path:
+    """A copy of espeak-ng's data folder in ``folder`` (symbolic links) whose voice-variant folder
+    starts empty, for random variants; pass ``folder`` to espeak-ng's ``--path``.
+
+    espeak-ng lists every voice when it resolves one and stops at 349, which its languages and
+    own 101 variants nearly fill; hence no links to its own variants here (`MAX_RANDOM_VARIANTS`).
+    """
+    version = subprocess.run([espeak, "--version"], capture_output=True, text=True, check=True)
+    source = Path(re.search(r"Data at: (.+)$", version.stdout.strip()).group(1))
+    data = folder / "espeak-ng-data"
+    (data / "voices" / "!v").mkdir(parents=True)
+    for item in source.iterdir():
+        if item.name != "voices":
+            (data / item.name).symlink_to(item)
+    for item in (source / "voices").iterdir():
+        if item.name != "!v":
+            (data / "voices" / item.name).symlink_to(item)
+    return folder
+
+
+def variant_file(data: Path, name: str) -> Path:
+    """Where espeak-ng run with ``--path=data`` reads the voice variant ``name``."""
+    return data / "espeak-ng-data" / "voices" / "!v" / name
+
+
+def draw_random_variants(
+    espeak: str, rng: np.random.Generator, count: int, data: Path
+) -> dict[str, str]:
+    """``count`` random variants (name -> file text) written into ``data``; a draw is redrawn when
+    its probe word comes out silent or outside 0.15-0.95 s (a broken voice, not a hard one)."""
+    variants: dict[str, str] = {}
+    while len(variants) < count:
+        name = f"{RANDOM_PREFIX}{len(variants):03d}"
+        text = random_variant(rng, name)
+        variant_file(data, name).write_text(text)
+        probe = synthesise(espeak, f"en+{name}", "seven", 175, 50, data)
+        if np.abs(probe).max() > 0.01 and 0.15 <= probe.size / SAMPLING_RATE <= 0.95:
+            variants[name] = text
+    return variants
+
+
+def synthesise(
+    espeak: str, voice: str, word: str, speed: int, pitch: int, data: Path | None = None
+) -> np.ndarray:
+    """One word at 16 kHz, float32, leading and trailing silence trimmed; ``data``: espeak-ng's
+    ``--path`` (`private_espeak_data`) for random variants."""
+    path = [f"--path={data}"] if data else []
     with tempfile.NamedTemporaryFile(suffix=".wav") as file:
         subprocess.run(
-            [espeak, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", file.name, word],
+            [espeak, *path, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", file.name, word],
             check=True,
             capture_output=True,
         )
@@ -148,9 +238,10 @@ def write_split(
     seed: int,
     workers: int,
     start: dict[str, int] | None = None,
+    data: Path | None = None,
 ) -> dict[str, int]:
     """Synthesise and write one split, numbering each label's clips from ``start`` (default 0);
-    returns the clips per label written so far (``start`` included)."""
+    returns the clips per label written so far (``start`` included). ``data``: as `synthesise`."""
     counts = dict.fromkeys(LABELS, 0) if start is None else dict(start)
     for label in LABELS:
         (out / label).mkdir(parents=True, exist_ok=True)
@@ -158,7 +249,7 @@ def write_split(
     def render(index: int, item: tuple) -> tuple[str, np.ndarray]:
         label, voice, word, speed, pitch = item
         rng = np.random.default_rng([seed, index])
-        return label, place_word(rng, synthesise(espeak, voice, word, speed, pitch))
+        return label, place_word(rng, synthesise(espeak, voice, word, speed, pitch, data))
 
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         clips = list(pool.map(render, range(len(plan)), plan))
@@ -181,6 +272,18 @@ def main(argv: list[str] | None = None) -> None:
         default=0,
         help="more training clips per class, drawn after the test split (which stays the same)",
     )
+    parser.add_argument(
+        "--random-per-class",
+        type=int,
+        default=0,
+        help="more training clips per class spoken by random voice variants (drawn last)",
+    )
+    parser.add_argument(
+        "--random-variants",
+        type=int,
+        default=MAX_RANDOM_VARIANTS,
+        help=f"how many random variants (at most {MAX_RANDOM_VARIANTS})",
+    )
     parser.add_argument("--test-per-class", type=int, default=150)
     parser.add_argument(
         "--test-variants", type=float, default=0.2, help="share of held-out variants"
@@ -188,6 +291,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
+    if not 0 < args.random_variants <= MAX_RANDOM_VARIANTS:
+        parser.error(f"--random-variants must be in 1..{MAX_RANDOM_VARIANTS}")
 
     espeak = ensure_espeak()
     rng = np.random.default_rng(args.seed)
@@ -216,6 +321,26 @@ def main(argv: list[str] | None = None) -> None:
         )  # fmt: skip
         stats["train"] |= {"clips": counts, "extra_per_class": args.extra_train_per_class}
         print(f"train with extra clips: {sum(counts.values())} clips", file=sys.stderr)
+    if args.random_per_class:
+        stats["train"]["named_clips"] = stats["train"]["clips"]
+        with tempfile.TemporaryDirectory() as folder:
+            data = private_espeak_data(espeak, Path(folder))
+            variants = draw_random_variants(espeak, rng, args.random_variants, data)
+            voices = [f"{accent}+{name}" for accent in ACCENTS for name in variants]
+            plan = plan_split(rng, voices, args.random_per_class)
+            counts = write_split(
+                espeak, args.out / "train", plan, args.random_per_class, args.seed * 2 + 3,
+                args.workers, start=stats["train"]["clips"], data=data,
+            )  # fmt: skip
+        (args.out / "random_variants").mkdir(exist_ok=True)
+        for name, text in variants.items():
+            (args.out / "random_variants" / name).write_text(text)
+        stats["train"] |= {
+            "clips": counts,
+            "random_per_class": args.random_per_class,
+            "random_variants": len(variants),
+        }
+        print(f"train with random voices: {sum(counts.values())} clips", file=sys.stderr)
     (args.out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
 
 
