@@ -149,8 +149,10 @@ class ASTSelfAttention(nn.Module):
             kernel_init=_kernel_init(cfg),
             name="qkv",
         )(x)  # (B, N, 3D)
-        qkv = qkv.reshape(batch, tokens, 3, cfg.num_attention_heads, cfg.head_dim)
-        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # each (B, N, H, K)
+        # Split before reshaping: slicing a (B, N, 3, H, K) view instead doubles this module's
+        # gradient time on XLA:CPU (kws12 shapes, batch 64: 23 ms vs 12; same values).
+        heads = (batch, tokens, cfg.num_attention_heads, cfg.head_dim)
+        q, k, v = (part.reshape(heads) for part in jnp.split(qkv, 3, axis=-1))  # each (B, N, H, K)
         dropout = not deterministic and cfg.attention_probs_dropout_prob > 0.0
         probs = None
         # `dot_product_attention` asks for an F16_F16_F32 dot for float16, which XLA:CPU rejects.
