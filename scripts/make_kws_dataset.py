@@ -91,17 +91,18 @@ def list_variants(espeak: str) -> list[str]:
 def random_variant(rng: np.random.Generator, name: str) -> str:
     """An espeak-ng voice variant file with random formants, pitch and voice quality.
 
-    Formant frequencies, heights and widths are percentages of the base voice's, drawn within the
-    spans of espeak-ng's own variants (e.g. ``Alicia``'s F2 at 150%); the optional voice-quality
-    lines (echo, flutter, roughness, breathiness, tone, klatt synthesis) each appear with the rough
-    frequency they have among those variants.
+    Formant frequencies, heights and widths are percentages of the base voice's. The frequencies
+    share one vocal-tract scale (85-135%: a longer or shorter tract shifts all formants together),
+    each then jittered by +-15%, which spans espeak-ng's own variants (e.g. ``Alicia``'s F1-F3 at
+    130-150%); the optional voice-quality lines (echo, flutter, roughness, breathiness, tone,
+    klatt synthesis) each appear with the rough frequency they have among those variants.
     """
     lines = ["language variant", f"name {name}"]
     base = int(rng.integers(50, 211))
     lines.append(f"pitch {base} {base + int(rng.integers(40, 121))}")
-    frequency_spans = [(85, 120), (70, 140), (70, 150), (75, 140)] + [(80, 130)] * 5
-    for formant, (low, high) in enumerate(frequency_spans):
-        frequency = int(rng.integers(low, high + 1))
+    scale = rng.uniform(0.85, 1.35)
+    for formant in range(9):
+        frequency = round(100 * scale * rng.uniform(0.85, 1.15))
         height, width = int(rng.integers(50, 131)), int(rng.integers(70, 161))
         lines.append(f"formant {formant} {frequency} {height} {width}")
     optional = {

@@ -18,8 +18,8 @@
 
     .venv/bin/python scripts/train_kws.py   # data/kws, runs/kws12
 
-On 2 CPU cores: about 3.5 min of synthesis, 20 s of features, then about 27 min of training
-(27.1 min measured; ``training.json``'s ``train_seconds``).
+On 2 CPU cores: about 3.5 min of synthesis, 20 s of features, then about 25 min of training
+(25.2 min measured; ``training.json``'s ``train_seconds``).
 """
 
 from __future__ import annotations

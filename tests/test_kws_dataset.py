@@ -42,7 +42,7 @@ def test_random_variant_is_seeded_and_within_espeak_ranges(kws):
         assert [f"formant{n}" in fields for n in range(9)] == [True] * 9
         for n in range(9):
             frequency, height, width = fields[f"formant{n}"]
-            assert 70 <= frequency <= 150 and 50 <= height <= 130 and 70 <= width <= 160
+            assert 72 <= frequency <= 156 and 50 <= height <= 130 and 70 <= width <= 160
         base, top = fields["pitch"]
         assert 50 <= base <= 210 and base + 40 <= top <= base + 120
         assert set(fields) <= {f"formant{n}" for n in range(9)} | {
