@@ -28,11 +28,9 @@ __all__ = [
 
 HIDDEN_ACTS = ("gelu", "gelu_new", "relu", "selu")
 DTYPES = ("float32", "bfloat16", "float16")
-# Attention kernels. "xla" and "cudnn" are `jax.nn.dot_product_attention`'s implementations (cuDNN
-# is the fused flash-attention kernel: NVIDIA GPUs, float16/bfloat16 only); "per_head" loops over
-# (batch, head) pairs with 2-D products, the fast form on CPUs for long sequences; "auto" takes
-# "per_head" on a CPU for long sequences (`ast_jax.layers.PER_HEAD_MIN_TOKENS`), else lets JAX
-# choose.
+# Attention kernels (`ast_jax.model.attention`): "xla" and "cudnn" are
+# `jax.nn.dot_product_attention`'s implementations, "per_head" a loop over (batch, head) pairs for
+# CPUs; "auto" is resolved to one of them by `resolve_attention` for the platform a program runs on.
 ATTENTIONS = ("auto", "xla", "cudnn", "per_head")
 # Runtime choices, not model facts: never read from or written to `config.json`.
 _RUNTIME_FIELDS = ("labels", "dtype", "attention")

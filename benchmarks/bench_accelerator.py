@@ -56,7 +56,8 @@ from common import (
 )
 
 from ast_jax import ASTConfig, ASTForAudioClassification, FeatureExtractor, fbank, params_from_hf
-from ast_jax.jax_features import extract_features, logits_from_waveforms
+from ast_jax.frontend.jax_fbank import extract_features
+from ast_jax.model.waveforms import logits_from_waveforms
 
 # (compute dtype, attention, matmul precision): JAX's default float32 dots on a GPU may use TF32,
 # PyTorch's do not; the "highest" row is the like-for-like float32 comparison.

@@ -2,7 +2,7 @@
 
 All run in this process on the same 10-s clips (AudioSet settings: 1024 frames, 128 mel bins).
 Without torchaudio installed, transformers uses its NumPy path, the one this compares against.
-The JAX extractor (`ast_jax.jax_features.extract_features`, jitted) is timed after compilation,
+The JAX extractor (`ast_jax.extract_features`, jitted) is timed after compilation,
 including the host-to-device copy; its compile time is reported apart. When installed, also:
 torchaudio's Kaldi fbank per clip plus the AST padding and normalisation (the original recipe's
 path), and kaldi-native-fbank, which refuses 128 mel bins on 25-ms frames (an empty filter), so
@@ -36,7 +36,7 @@ from common import (
 )
 
 import ast_jax
-from ast_jax.jax_features import extract_features
+from ast_jax.frontend.jax_fbank import extract_features
 
 RESULTS = RESULTS_DIR / "features.jsonl"
 CLIP_SECONDS = 10.0

@@ -31,9 +31,9 @@ import transformers
 from common import RESULTS_DIR, append_jsonl, environment, forward_flops
 
 from ast_jax import ASTConfig, ASTForAudioClassification, params_from_hf
-from ast_jax.model import per_example
+from ast_jax.runtime.batching import per_example
 
-# jax-float32-per-example: the batch one clip at a time (`ast_jax.model.per_example`), the step
+# jax-float32-per-example: the batch one clip at a time (`ast_jax.per_example`), the step
 # AudioClassifier runs on a single CPU device.
 BACKENDS = ("jax-float32", "jax-float32-per-example", "jax-bfloat16", "torch-sdpa", "torch-eager")
 RESULTS = RESULTS_DIR / "model.jsonl"

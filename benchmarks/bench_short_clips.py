@@ -46,8 +46,8 @@ from ast_jax import (
     FeatureExtractor,
     save_pretrained,
 )
-from ast_jax.features import num_frames
-from ast_jax.positions import bucketed_length
+from ast_jax.frontend.kaldi import num_frames
+from ast_jax.model.positions import bucketed_length
 
 SAMPLING_RATE = 16000
 AUDIOSET = ASTConfig.from_preset("MIT/ast-finetuned-audioset-10-10-0.4593")

@@ -83,7 +83,7 @@ def _cpu_model(folder: Path) -> tuple[list[str], list[str]]:
         "by every backend "
         '(`bench_model.py`). JAX float32 uses the default attention (`attention="auto"`, the '
         "per-head loop on a CPU); `jax-float32-per-example` maps the batch one clip at a time "
-        "(`ast_jax.model.per_example`, what `AudioClassifier` runs on one CPU device); the ratio "
+        "(`ast_jax.per_example`, what `AudioClassifier` runs on one CPU device); the ratio "
         "is transformers SDPA's time over the row's.",
         "",
     ]

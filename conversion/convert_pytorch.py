@@ -42,8 +42,9 @@ from ast_jax import (
     load_feature_extractor,
     save_pretrained,
 )
-from ast_jax.checkpoint import WEIGHTS_NAME, load_source
-from ast_jax.model import build_model
+from ast_jax.checkpoints.pretrained import WEIGHTS_NAME
+from ast_jax.checkpoints.sources import load_source
+from ast_jax.model.params import build_model
 
 # HF's own bar for AST logits (AST_SPEC §6.3, §8.15).
 DEFAULT_TOLERANCE = 1e-4

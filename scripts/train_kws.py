@@ -33,8 +33,9 @@ import time
 from pathlib import Path
 
 from ast_jax.config import ASTConfig
-from ast_jax.data import compute_features, load_dataset
-from ast_jax.features import FeatureExtractor
+from ast_jax.frontend.extractor import FeatureExtractor
+from ast_jax.training.datasets import load_dataset
+from ast_jax.training.features import compute_features
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_MODEL = ROOT / "ast_jax" / "models" / "kws12"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from ast_jax.audio import audio_info, find_audio, load_audio, stream_audio
+from ast_jax.frontend.audio import audio_info, find_audio, load_audio, stream_audio
 
 
 def _tone(rate: int, seconds: float = 1.0, frequency: float = 440.0) -> np.ndarray:

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ast_jax.augment import (
+from ast_jax.training.augment import (
     add_noise,
     mask_along_axis,
     mixup_targets,
@@ -18,7 +18,8 @@ from ast_jax.augment import (
     warp_frequency,
     warp_mel_bins,
 )
-from ast_jax.train import TrainConfig, augment_features
+from ast_jax.training.config import TrainConfig
+from ast_jax.training.step import augment_features
 
 B, T, F = 256, 40, 24
 # The warp maps bin centres Hz -> mel -> Hz -> mel in float32: a few ulps of the mel values (~3000).

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ast_jax import AudioClassifier, load_feature_extractor, load_pretrained
-from ast_jax.bundled import bundled_model_path
+from ast_jax.checkpoints.bundled import bundled_model_path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "audio"
 LABELS = ("down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes")

@@ -25,8 +25,8 @@ from ast_jax import (
     load_pretrained,
     save_pretrained,
 )
-from ast_jax.checkpoint import WEIGHTS_NAME
-from ast_jax.torch_pickle import UnsafePickleError, read_torch_zip
+from ast_jax.checkpoints.pretrained import WEIGHTS_NAME
+from ast_jax.checkpoints.torch_pickle import UnsafePickleError, read_torch_zip
 
 CONFIG = SMALL
 

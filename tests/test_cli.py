@@ -16,8 +16,8 @@ import soundfile
 from tiny_checkpoint import CONFIG, EXTRACTOR, RATE, save_tiny, tiny_params, tone
 
 from ast_jax import AudioClassifier, FeatureExtractor, export_hf, load_pretrained
-from ast_jax.audio import load_audio
-from ast_jax.cli import timeline_file_names
+from ast_jax.cli.output import output_names
+from ast_jax.frontend.audio import load_audio
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "audio" / "yes.wav"
 
@@ -73,12 +73,12 @@ def audio(tmp_path_factory):
 
 def test_timeline_file_names_are_unique():
     files = [Path("data/a/x.wav"), Path("data/b/x.flac"), Path("data/b/y.wav")]
-    assert timeline_file_names(files) == {
+    assert output_names(files, ".png") == {
         "data/a/x.wav": "a__x.png",
         "data/b/x.flac": "b__x.png",
         "data/b/y.wav": "y.png",
     }
-    assert timeline_file_names([]) == {}
+    assert output_names([], ".png") == {}
 
 
 def test_classify_json_matches_the_api_and_draws_timelines(model, audio, tmp_path):
@@ -196,7 +196,7 @@ def test_convert_then_info(model, tmp_path):
     assert described["window_seconds"] == 1.28
     assert described["parameters"] == sum(np.size(x) for x in jax.tree.leaves(expected))
     missing = _cli("convert", str(tmp_path / "nothing-here"), str(tmp_path / "out"))
-    assert missing.returncode == 1
+    assert missing.returncode == 2  # a model that cannot be read: the command cannot run
     assert "cannot read" in missing.stderr
 
 

@@ -7,8 +7,8 @@ import pytest
 import soundfile
 from train_fixtures import TINY
 
-from ast_jax.checkpoint import export_hf, load_feature_extractor, load_pretrained
-from ast_jax.cli import main
+from ast_jax.checkpoints.pretrained import export_hf, load_feature_extractor, load_pretrained
+from ast_jax.cli.main import main
 
 RATE = 16000
 
@@ -76,7 +76,7 @@ def test_training_options_reach_the_train_config(dataset, tmp_path, monkeypatch)
         seen["config"] = train_config
         raise ValueError("stop here")
 
-    monkeypatch.setattr("ast_jax.cli_train.finetune", fake_finetune)
+    monkeypatch.setattr("ast_jax.training.finetune.finetune", fake_finetune)
     args = ["finetune", str(root), "--model", str(config), "--out", str(tmp_path), "-q"]
     assert main([*args, "--freq-warp", "0.15", "--time-shift", "7"]) == 2
     assert (seen["config"].freq_warp, seen["config"].time_shift) == (0.15, 7)

@@ -12,7 +12,7 @@ import transformers
 
 from ast_jax import ASTConfig
 from ast_jax.config import PRESETS, SPEECH_COMMANDS_LABELS
-from ast_jax.model import abstract_params
+from ast_jax.model.params import abstract_params
 
 # head_layer_norm_eps is ours (timm-exact mode); transformers uses layer_norm_eps for the head.
 OWN_FIELDS = ("labels", "dtype", "attention", "head_layer_norm_eps")

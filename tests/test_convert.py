@@ -12,7 +12,7 @@ from hf_models import hf_model, save_hf
 from safetensors.numpy import load_file
 
 from ast_jax import ASTConfig, export_hf, load_pretrained, params_from_hf, params_to_hf
-from ast_jax.convert import HF_PREFIX
+from ast_jax.checkpoints.keymaps import HF_PREFIX
 
 
 @pytest.fixture(scope="module")

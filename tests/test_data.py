@@ -4,17 +4,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from ast_jax.data import (
-    Loader,
-    batch_indices,
-    compute_features,
-    folder_dataset,
-    load_dataset,
-    load_waveforms,
-    manifest_dataset,
-    split_dataset,
-)
-from ast_jax.features import FeatureExtractor
+from ast_jax.frontend.extractor import FeatureExtractor
+from ast_jax.training.datasets import folder_dataset, load_dataset, manifest_dataset, split_dataset
+from ast_jax.training.features import compute_features, load_waveforms
+from ast_jax.training.loader import Loader, batch_indices
 
 RATE = 16000
 EXTRACTOR = FeatureExtractor(max_length=48, num_mel_bins=32)

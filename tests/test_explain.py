@@ -15,7 +15,7 @@ from hf_models import features, hf_model, save_hf
 from tiny_checkpoint import CONFIG, RATE, save_tiny, tone
 
 from ast_jax import ASTForAudioClassification, load_pretrained
-from ast_jax.explain import attention_rollout, explain, rollout_heatmap
+from ast_jax.model.attention_maps import attention_rollout, explain, rollout_heatmap
 
 # The brief's bar for attention probabilities; both sides compute a float32 softmax of the same
 # float32 scores, so differences are a few ulps of values in [0, 1] (measured 9e-9).

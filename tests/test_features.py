@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ast_jax import features
-from ast_jax.features import FbankOptions, FeatureExtractor, fbank, fbank_batch
+from ast_jax.frontend import kaldi
+from ast_jax.frontend.extractor import PRESETS, FeatureExtractor
+from ast_jax.frontend.kaldi import FbankOptions, fbank, fbank_batch
 
 FIXTURES = np.load(Path(__file__).parent / "data" / "kaldi_fbank_torchaudio.npz")
 FBANK_CASES = sorted(
@@ -146,7 +147,7 @@ def _bank_log_bound(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("preset", ["audioset", "esc50", "speech_commands"])
 def test_feature_extractor_matches_transformers(hf_extractor_class, preset):
     ours = FeatureExtractor.from_preset(preset)
-    theirs = hf_extractor_class(**features.PRESETS[preset])
+    theirs = hf_extractor_class(**PRESETS[preset])
     clips = list(SIGNALS.values())
     expected = theirs(clips, sampling_rate=16000, return_tensors="np")["input_values"]
     output = ours(clips, sampling_rate=16000, return_num_frames=True)
@@ -156,7 +157,7 @@ def test_feature_extractor_matches_transformers(hf_extractor_class, preset):
     # HF's float64 bank moves some bands by more than 1e-4 on its own (weights near a triangle's
     # edge differ by up to 2e-3 relative); allow exactly that, per band, on top of HF's bar.
     bank_bound = _bank_log_bound(
-        features.mel_banks(num_mel_bins=128, window_type="hanning").astype(np.float64),
+        kaldi.mel_banks(num_mel_bins=128, window_type="hanning").astype(np.float64),
         theirs.mel_filters.T,
     )
     tolerance = EXTRACTOR_TOL + bank_bound / scale  # (F,)
@@ -174,9 +175,9 @@ def test_feature_extractor_equals_transformers_given_its_constructions(
     theirs = hf_extractor_class()
     hf_window = np.hanning(400)  # HF's window_function(400, "hann", periodic=False)
     np.testing.assert_array_equal(hf_window, theirs.window)
-    monkeypatch.setattr(features, "_window", lambda *_: hf_window)
-    hf_groups = features._mel_groups(theirs.mel_filters.T.astype(np.float32))
-    monkeypatch.setattr(features, "_mel_groups_cached", lambda _: hf_groups)
+    monkeypatch.setattr(kaldi, "_window", lambda *_: hf_window)
+    hf_groups = kaldi._mel_groups(theirs.mel_filters.T.astype(np.float32))
+    monkeypatch.setattr(kaldi, "_mel_groups_cached", lambda _: hf_groups)
     clips = list(SIGNALS.values())
     expected = theirs(clips, sampling_rate=16000, return_tensors="np")["input_values"]
     actual = FeatureExtractor()(clips, sampling_rate=16000)["input_values"]
@@ -194,16 +195,14 @@ def test_windows_equal_torch_float32_windows():
         "rectangular": torch.ones(size),
     }
     for window_type, window in expected.items():
-        ours = features._window(window_type, size, 0.42)
+        ours = kaldi._window(window_type, size, 0.42)
         assert ours.dtype == np.float32
         # Same float32 formula; cos may differ by an ulp between libms.
         np.testing.assert_allclose(ours, window.numpy(), atol=2e-7, rtol=0, err_msg=window_type)
     n = torch.arange(size, dtype=torch.float32)
     phase = 2 * np.pi / (size - 1)
     blackman = 0.42 - 0.5 * torch.cos(phase * n) + 0.08 * torch.cos(2 * phase * n)
-    np.testing.assert_allclose(
-        features._window("blackman", size, 0.42), blackman.numpy(), atol=2e-7
-    )
+    np.testing.assert_allclose(kaldi._window("blackman", size, 0.42), blackman.numpy(), atol=2e-7)
 
 
 def test_feature_extractor_accepts_hf_input_forms(hf_extractor_class):
@@ -379,7 +378,7 @@ def test_preprocessor_config_rejects_unknown_keys(tmp_path):
 
 
 def test_mel_bank_facts_for_ast_setting():
-    banks = features.mel_banks(num_mel_bins=128, window_type="hanning")
+    banks = kaldi.mel_banks(num_mel_bins=128, window_type="hanning")
     assert banks.shape == (128, 257) and banks.dtype == np.float32
     assert np.all(banks[:, -1] == 0)  # Nyquist column
     assert np.all(banks[3] == 0)  # filter 3 falls between FFT bins
@@ -400,10 +399,10 @@ def test_mel_bank_facts_for_ast_setting():
     ],
 )
 def test_grouped_mel_product_equals_dense_product(options):
-    banks = features.mel_banks(**options)
+    banks = kaldi.mel_banks(**options)
     spectrum = np.random.default_rng(3).random((50, banks.shape[1]), dtype=np.float32)
     grouped = np.empty((50, banks.shape[0]), np.float32)
-    features._mel_product(spectrum, features._mel_groups(banks), out=grouped)
+    kaldi._mel_product(spectrum, kaldi._mel_groups(banks), out=grouped)
     # float32 sums in a different order: a few ulps of the largest band.
     np.testing.assert_allclose(
         grouped, spectrum @ banks.T, rtol=1e-6, atol=1e-6 * np.abs(spectrum @ banks.T).max()
@@ -412,7 +411,7 @@ def test_grouped_mel_product_equals_dense_product(options):
 
 def test_frame_counts():
     options = FbankOptions()
-    assert [features.num_frames(n, options) for n in (160000, 80000, 16000, 164080, 400)] == [
+    assert [kaldi.num_frames(n, options) for n in (160000, 80000, 16000, 164080, 400)] == [
         998,
         498,
         98,
@@ -420,7 +419,7 @@ def test_frame_counts():
         1,
     ]
     no_snip = FbankOptions(snip_edges=False)
-    assert features.num_frames(16000, no_snip) == 100
+    assert kaldi.num_frames(16000, no_snip) == 100
     assert fbank(np.ones(16000, np.float32) * 0.1, snip_edges=False).shape == (100, 23)
     # A frame shorter than the shift: negative padding drops samples on the left.
     assert fbank(
@@ -429,10 +428,10 @@ def test_frame_counts():
 
 
 def test_vtln_warp_scales_filter_frequencies_by_inverse_factor():
-    plain = features.mel_banks(num_mel_bins=40)
-    identity = features.mel_banks(num_mel_bins=40, vtln_warp=1.0, vtln_low=200.0)
+    plain = kaldi.mel_banks(num_mel_bins=40)
+    identity = kaldi.mel_banks(num_mel_bins=40, vtln_warp=1.0, vtln_low=200.0)
     np.testing.assert_array_equal(plain, identity)
-    warped = features.mel_banks(num_mel_bins=40, vtln_warp=1.1)
+    warped = kaldi.mel_banks(num_mel_bins=40, vtln_warp=1.1)
     bins = np.arange(plain.shape[1])
     middle = slice(10, 30)  # filters inside the linear region of the warp
     ratio = ((warped @ bins) / warped.sum(1))[middle] / ((plain @ bins) / plain.sum(1))[middle]

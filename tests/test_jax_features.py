@@ -12,9 +12,10 @@ import pytest
 from test_features import FIXTURES, _assert_close_in_resolvable_range, _wave
 
 from ast_jax import ASTConfig, ASTForAudioClassification, FeatureExtractor, fbank, fbank_batch
-from ast_jax.features import FbankOptions
-from ast_jax.jax_features import extract_features, logits_from_waveforms
-from ast_jax.jax_features import fbank as jax_fbank
+from ast_jax.frontend.jax_fbank import extract_features
+from ast_jax.frontend.jax_fbank import fbank as jax_fbank
+from ast_jax.frontend.kaldi import FbankOptions
+from ast_jax.model.waveforms import logits_from_waveforms
 
 # Float32 arithmetic throughout (the NumPy path runs its FFT in float64), so the comparison uses the
 # torchaudio rule: 1e-3 in log energy on resolvable bands, energies within 1e-4 of a frame's peak

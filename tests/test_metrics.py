@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sklearn_metrics
 
-from ast_jax.metrics import accuracy, average_precision, d_prime, evaluate, roc_auc
+from ast_jax.training.metrics import accuracy, average_precision, d_prime, evaluate, roc_auc
 
 # Hand-computed values are exact fractions; float64 arithmetic leaves only rounding.
 EXACT = 1e-12

@@ -16,8 +16,10 @@ from hf_models import features, hf_model, hf_outputs, save_hf
 from tiny_checkpoint import SMALL
 
 from ast_jax import ASTConfig, ASTForAudioClassification, ASTModel, load_pretrained
-from ast_jax.layers import PER_HEAD_MIN_TOKENS, activation, attention_per_head, layer_norm
-from ast_jax.model import build_model, per_example
+from ast_jax.model.attention import PER_HEAD_MIN_TOKENS, attention_per_head
+from ast_jax.model.layers import activation, layer_norm
+from ast_jax.model.params import build_model
+from ast_jax.runtime.batching import per_example
 
 # HF's own bar, atol = rtol = 1e-4 (AST_SPEC §6.3, §8.15). float32 in a different op order differs
 # by ~1e-7 relative; rtol matters for deep hidden states, whose magnitude grows layer by layer.

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from ast_jax import ASTForAudioClassification, load_pretrained, save_pretrained
-from ast_jax.checkpoint import load_original, original_config
+from ast_jax.checkpoints.keymaps import params_from_original
+from ast_jax.checkpoints.original import load_original, original_config
+from ast_jax.checkpoints.torch_pickle import UnsafePickleError
 from ast_jax.config import SPEECH_COMMANDS_LABELS, TIMM_LAYER_NORM_EPS
-from ast_jax.convert import params_from_original
-from ast_jax.torch_pickle import UnsafePickleError
 
 # Tiny original-format model: 128 mel bins, 128 frames (Speech Commands' 12 x 12 grid), 35 classes.
 D, LAYERS, HEADS, MLP, CLASSES = 128, 2, 2, 256, 35  # heads 64 wide, as the original

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from tiny_checkpoint import CONFIG, save_tiny, tiny_params
 
 from ast_jax import ASTConfig, ASTModel, load_pretrained
-from ast_jax.positions import (
+from ast_jax.model.positions import (
     adapt_grid,
     adapt_params,
     adapt_position_embeddings,

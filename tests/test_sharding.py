@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from tiny_checkpoint import CONFIG
 
-from ast_jax.sharding import (
+from ast_jax.model.attention import PER_HEAD_MIN_TOKENS, resolve_attention
+from ast_jax.runtime.sharding import (
     DATA_AXIS,
     batch_sharding,
-    config_for_mesh,
     data_mesh,
     padded_batch_size,
     process_shard,
@@ -48,12 +48,14 @@ def test_mesh_helpers_on_one_device():
         data_mesh([])
 
 
-def test_config_for_mesh_keeps_single_device_and_explicit_choices():
+def test_resolve_attention_for_a_mesh_keeps_explicit_choices():
     one = data_mesh(jax.local_devices()[:1])
-    assert config_for_mesh(CONFIG, one) is CONFIG
-    assert config_for_mesh(CONFIG, None) is CONFIG
+    assert CONFIG.seq_len >= PER_HEAD_MIN_TOKENS  # long enough for the per-head loop on a CPU
+    assert resolve_attention(CONFIG, mesh=one).attention == "per_head"
+    assert resolve_attention(CONFIG, platform="tpu").attention == "xla"
+    assert resolve_attention(CONFIG, platform="gpu").attention == "xla"
     per_head = dataclasses.replace(CONFIG, attention="per_head")
-    assert config_for_mesh(per_head, one) is per_head
+    assert resolve_attention(per_head, mesh=one) is per_head
 
 
 _SCRIPT = textwrap.dedent(
@@ -102,7 +104,7 @@ def test_sharded_equals_single_device_on_8_cpu_devices():
     report = json.loads(run.stdout.splitlines()[-1])
     assert report["devices"] == 8
     assert report["mesh"] == [8, 1]
-    assert report["attention"] == ["xla", "auto"]  # no per-head loop over a split batch
+    assert report["attention"] == ["xla", "per_head"]  # no per-head loop over a split batch
     assert report["batch_size"] == [8, 5]  # padded up to a multiple of the device count
     assert report["output_devices"] == 8
     sharded, single = (np.array(s) for s in report["scores"])

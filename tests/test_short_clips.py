@@ -14,7 +14,7 @@ import soundfile
 from tiny_checkpoint import CONFIG, EXTRACTOR, RATE, tiny_params, tone
 
 from ast_jax import ASTForAudioClassification, AudioClassifier, load_pretrained, save_pretrained
-from ast_jax.positions import adapt_params
+from ast_jax.model.positions import adapt_params
 
 # Rows batched with different neighbours go through XLA's CPU matmuls in different blockings;
 # float32 results of the tiny model then differ in the last bits (as in test_inference).

@@ -11,16 +11,12 @@ import torch
 from flax.traverse_util import flatten_dict
 from train_fixtures import EXTRACTOR, TINY, init_params, synthetic
 
-from ast_jax.checkpoint import load_pretrained
-from ast_jax.model import ASTForAudioClassification
-from ast_jax.train import (
-    TrainConfig,
-    fit,
-    learning_rate_schedule,
-    loss_fn,
-    make_optimizer,
-    make_train_step,
-)
+from ast_jax.checkpoints.pretrained import load_pretrained
+from ast_jax.model.modules import ASTForAudioClassification
+from ast_jax.training.config import TrainConfig
+from ast_jax.training.loop import fit
+from ast_jax.training.optimizer import learning_rate_schedule, make_optimizer
+from ast_jax.training.step import loss_fn, make_train_step
 
 # float32 losses and Adam updates against torch's float32: a few ulps of the values involved.
 FLOAT32_TOL = 1e-6

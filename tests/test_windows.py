@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from ast_jax import FeatureExtractor, Windowing
-from ast_jax.features import num_frames
-from ast_jax.windows import sliding_windows
+from ast_jax.frontend.kaldi import num_frames
+from ast_jax.frontend.windows import sliding_windows
 
 OPTIONS = FeatureExtractor().fbank_options  # 25 ms frames every 10 ms at 16 kHz
 WINDOWING = Windowing(window_frames=100, hop_frames=40, options=OPTIONS)

@@ -8,9 +8,9 @@ import dataclasses
 
 import numpy as np
 
-from ast_jax import train
 from ast_jax.config import ASTConfig
-from ast_jax.features import FeatureExtractor
+from ast_jax.frontend.extractor import FeatureExtractor
+from ast_jax.model.params import init_params as random_params
 
 LABELS = ("low", "mid", "high")
 TINY = ASTConfig(
@@ -45,7 +45,7 @@ def synthetic(num: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def init_params(config: ASTConfig = TINY, seed: int = 0) -> dict:
-    return train.init_params(config, seed, scratch=True)
+    return random_params(config, seed, scratch=True)
 
 
 def with_labels(config: ASTConfig, labels: tuple[str, ...]) -> ASTConfig:

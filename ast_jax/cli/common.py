@@ -1,0 +1,123 @@
+"""What every ``ast-jax`` command shares: the flag vocabulary, exit codes and error handling.
+
+Vocabulary (the same flag for the same thing in every command):
+
+- ``MODEL``: the first positional argument, a checkpoint directory (ast-jax or Hugging Face), a
+  hub id or a bundled model's name; optional where the bundled model is a sensible default.
+- ``-o/--output``: the file or directory a command writes.
+- ``--batch-size``, ``--top-k``, ``--format``, ``-q/--quiet``: as their names say, wherever they
+  apply.
+
+Exit codes: 0 success; 1 an input failed (the others are still processed); 2 the command cannot
+run (usage error, invalid option, a model, checkpoint or dataset that cannot be loaded, an output
+that cannot be written).
+
+The parser is built without importing JAX: command handlers import what they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ast_jax.checkpoints.bundled import BUNDLED_MODELS, DEFAULT_BUNDLED_MODEL
+from ast_jax.frontend.audio import AUDIO_EXTENSIONS, find_audio
+
+__all__ = [
+    "EXIT_CANNOT_RUN",
+    "EXIT_INPUT_FAILED",
+    "EXIT_OK",
+    "MODEL_HELP",
+    "CommandError",
+    "add_model_and_inputs",
+    "add_output",
+    "add_quiet",
+    "expand_inputs",
+    "positive_int",
+    "report",
+    "split_model",
+]
+
+EXIT_OK = 0
+EXIT_INPUT_FAILED = 1
+EXIT_CANNOT_RUN = 2
+
+MODEL_HELP = (
+    "a checkpoint directory (ast-jax or Hugging Face), a hub id or a bundled model "
+    f"({', '.join(BUNDLED_MODELS)})"
+)
+
+
+class CommandError(Exception):
+    """The command cannot run at all (exit code 2)."""
+
+
+def report(message: str) -> None:
+    """Prints ``error: message`` to stderr."""
+    print(f"error: {message}", file=sys.stderr)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def add_output(parser: argparse.ArgumentParser, help: str, *, required: bool = True) -> None:
+    """``-o/--output PATH``."""
+    parser.add_argument("-o", "--output", type=Path, required=required, help=help)
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    """``-q/--quiet``: no progress bar."""
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_model_and_inputs(parser: argparse.ArgumentParser, inputs: str, count: str) -> None:
+    """``[MODEL] INPUTS``: the leading MODEL is optional (see `split_model`)."""
+    parser.add_argument(
+        "arguments",
+        nargs=count,
+        metavar=inputs,
+        help=f"{inputs}, after an optional leading MODEL: {MODEL_HELP}; default: the bundled "
+        f"{DEFAULT_BUNDLED_MODEL}",
+    )
+    parser.set_defaults(inputs_name=inputs)
+
+
+def _names_model(argument: str) -> bool:
+    """Whether a leading argument names a model rather than audio: a bundled model, a checkpoint
+    directory (it holds config.json), or anything else that is not a local path or an audio file
+    name (a hub id; a mistyped path then fails to load as a model, naming it)."""
+    path = Path(argument)
+    if argument in BUNDLED_MODELS:
+        return True
+    if path.exists():
+        return path.is_dir() and (path / "config.json").is_file()
+    return path.suffix.lower() not in AUDIO_EXTENSIONS
+
+
+def split_model(args: argparse.Namespace) -> None:
+    """Sets ``args.model`` (None: the bundled model) and ``args.inputs`` from ``args.arguments``."""
+    arguments = list(args.arguments)
+    args.model = arguments.pop(0) if arguments and _names_model(arguments[0]) else None
+    if not arguments:
+        raise CommandError(f"no {args.inputs_name} given after the model")
+    args.inputs = [Path(argument) for argument in arguments]
+
+
+def expand_inputs(paths: Sequence[Path]) -> tuple[list[Path], int]:
+    """Files named or found in directories, and the number of arguments that gave none (each
+    reported on stderr)."""
+    files, failures = [], 0
+    for path in paths:
+        try:
+            files.extend(find_audio(path))
+        except FileNotFoundError as error:
+            report(str(error))
+            failures += 1
+    return files, failures

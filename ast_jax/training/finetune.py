@@ -1,0 +1,167 @@
+"""Fine-tuning (or training from a config) and evaluation from files: what ``ast-jax finetune`` and
+``ast-jax evaluate`` run.
+
+``finetune`` reads a dataset (`ast_jax.training.datasets.load_dataset`), starts from a checkpoint
+(its head is re-initialised when its labels differ from the data's) or from a ``config.json``
+(random init), computes and caches the features once, and calls `ast_jax.training.loop.fit`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from ast_jax.checkpoints.pretrained import load_feature_extractor, load_pretrained
+from ast_jax.config import ASTConfig
+from ast_jax.frontend.extractor import PRESETS, FeatureExtractor, default_extractor
+from ast_jax.model.attention import resolve_attention
+from ast_jax.model.modules import ASTForAudioClassification
+from ast_jax.model.params import backbone_params, has_head, init_params, with_backbone
+from ast_jax.model.scores import default_activation
+from ast_jax.training.config import TrainConfig
+from ast_jax.training.datasets import Dataset, load_dataset, split_dataset
+from ast_jax.training.features import compute_features, feature_stats, load_waveforms
+from ast_jax.training.loop import TrainResult, fit
+from ast_jax.training.metrics import evaluate
+from ast_jax.training.step import make_predict, predict, resolve_problem_type
+
+__all__ = ["evaluate_model", "finetune", "initial_model"]
+
+
+def initial_model(
+    model: str | os.PathLike, labels: tuple[str, ...], seed: int
+) -> tuple[ASTConfig, dict[str, Any], FeatureExtractor | None]:
+    """Config, params and (if the checkpoint has one) feature extractor to start training from.
+
+    Args:
+      model: a checkpoint (directory or hub id, `load_pretrained`) or a ``config.json`` file
+        (random init, HF's initialisation).
+      labels: the data's class names; a checkpoint whose labels differ gets a new random head.
+      seed: init seed.
+
+    Raises:
+      FileNotFoundError, ValueError: as `load_pretrained` / `ASTConfig.from_json_file`.
+    """
+    path = Path(model)
+    if path.is_file() and path.suffix == ".json":
+        config = dataclasses.replace(ASTConfig.from_json_file(path), labels=labels)
+        return config, init_params(config, seed, scratch=True), None
+    config, params = load_pretrained(model)
+    try:
+        extractor = load_feature_extractor(model)
+    except FileNotFoundError:
+        extractor = None
+    if not has_head(params) or config.labels != labels:
+        config = dataclasses.replace(config, labels=labels)
+        params = with_backbone(init_params(config, seed), backbone_params(params))
+    return config, params, extractor
+
+
+def _extractor(
+    config: ASTConfig, base: FeatureExtractor | None, stats: str, train_features: np.ndarray
+) -> FeatureExtractor:
+    """The training extractor with the chosen normalisation statistics."""
+    extractor = base or default_extractor(config)
+    if stats == "dataset" or (stats == "auto" and base is None):
+        mean, std = feature_stats(train_features)
+        return dataclasses.replace(extractor, mean=mean, std=std)
+    if stats in PRESETS:
+        return dataclasses.replace(
+            extractor, mean=PRESETS[stats]["mean"], std=PRESETS[stats]["std"]
+        )
+    if stats in ("model", "auto"):
+        if base is None:
+            raise ValueError("stats='model' needs a checkpoint with a preprocessor_config.json")
+        return base
+    raise ValueError(
+        f"stats must be 'auto', 'model', 'dataset' or one of {sorted(PRESETS)}, got {stats!r}"
+    )
+
+
+def finetune(
+    data: str | os.PathLike,
+    model: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    train_config: TrainConfig,
+    *,
+    validation: str | os.PathLike | None = None,
+    validation_fraction: float = 0.0,
+    stats: str = "auto",
+    cache_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    mesh: jax.sharding.Mesh | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Trains on ``data`` and saves the results in ``out_dir`` (see `ast_jax.training.loop.fit`).
+
+    Args:
+      data: a dataset folder (``root/<label>/*.wav``) or CSV manifest.
+      model: checkpoint or ``config.json`` to start from (`initial_model`).
+      out_dir: output directory.
+      train_config: hyper-parameters.
+      validation: a separate validation dataset, or None.
+      validation_fraction: without ``validation``, hold out this share of ``data`` (0: none).
+      stats: normalisation statistics: "model" (the checkpoint's extractor), "dataset" (the
+        training features' mean and std), a `PRESETS` name, or "auto" (model if it has an
+        extractor, else dataset).
+      cache_dir: feature cache (default ``out_dir/cache``).
+      resume: continue from ``out_dir/state``.
+      mesh: data-parallel mesh, or None for one device.
+      progress: show progress bars.
+    """
+    out_dir = Path(out_dir)
+    cache_dir = out_dir / "cache" if cache_dir is None else Path(cache_dir)
+    train_set = load_dataset(data)
+    val_set: Dataset | None = None
+    if validation is not None:
+        val_set = load_dataset(validation, labels=train_set.labels)
+    elif validation_fraction > 0:
+        train_set, val_set = split_dataset(train_set, validation_fraction, train_config.seed)
+    config, params, base = initial_model(model, train_set.labels, train_config.seed)
+    config = dataclasses.replace(
+        config, problem_type=resolve_problem_type(config, train_set.targets)
+    )
+    # Featurise with the model's input size; statistics only affect normalisation, done later.
+    sizing = base or default_extractor(config)
+    train_features = compute_features(train_set.paths, sizing, cache_dir)
+    extractor = _extractor(config, base, stats, train_features)
+    val = None
+    if val_set is not None:
+        val = (compute_features(val_set.paths, sizing, cache_dir), val_set.targets)
+    waveforms = None
+    if train_config.mixup > 0:
+        waveforms = load_waveforms(train_set.paths, extractor, cache_dir)
+    return fit(
+        config, params, extractor, (train_features, train_set.targets), val, train_config,
+        out_dir, waveforms=waveforms, mesh=mesh, resume=resume, progress=progress,
+    )  # fmt: skip
+
+
+def evaluate_model(
+    model: str | os.PathLike,
+    data: str | os.PathLike,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Accuracy, mAP, mean AUC and d' of a checkpoint on a dataset whose labels it knows.
+
+    Returns:
+      `ast_jax.training.metrics.evaluate`'s dict plus ``"examples"``.
+
+    Raises:
+      ValueError: a dataset label the model does not have.
+    """
+    config, params = load_pretrained(model)
+    extractor = load_feature_extractor(model)
+    dataset = load_dataset(data, labels=config.labels)
+    features = compute_features(dataset.paths, extractor, cache_dir)
+    model = ASTForAudioClassification(resolve_attention(config))
+    predict_fn = make_predict(model, default_activation(config), extractor.mean, extractor.std)
+    scores = predict(predict_fn, params, features, batch_size)
+    return {**evaluate(scores, dataset.targets), "examples": len(dataset)}
