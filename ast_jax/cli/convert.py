@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ast_jax.cli.common import EXIT_OK, CommandError, positive_int
+from ast_jax.cli.common import EXIT_OK, MODEL_HELP, CommandError, positive_int
 
 __all__ = ["add_commands"]
 
@@ -22,24 +22,24 @@ def _convert(args: argparse.Namespace) -> int:
         raise CommandError("give the output directory once: convert SOURCE -o OUTPUT")
     try:
         config, params = load_source(
-            args.source,
+            args.model,
             strides=args.strides,
             max_length=args.max_length,
             num_attention_heads=args.heads,
             timm_exact=not args.hf_layer_norm_eps,
         )
     except (OSError, ValueError, ImportError, UnsafePickleError) as error:
-        raise CommandError(f"cannot read {args.source}: {error}") from error
+        raise CommandError(f"cannot read {args.model}: {error}") from error
     try:
-        extractor = load_feature_extractor(args.source)
+        extractor = load_feature_extractor(args.model)
     except (FileNotFoundError, NotADirectoryError):  # the latter: a .pth file
         extractor = None
-        print(f"warning: {args.source} has no preprocessor_config.json", file=sys.stderr)
+        print(f"warning: {args.model} has no preprocessor_config.json", file=sys.stderr)
     try:
         save_pretrained(output, config, params, feature_extractor=extractor)
     except OSError as error:
         raise CommandError(f"cannot write {output}: {error}") from error
-    print(f"{args.source} -> {output}")
+    print(f"{args.model} -> {output}")
     return EXIT_OK
 
 
@@ -49,7 +49,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "convert",
         help="Hugging Face checkpoint (directory or hub id) or original .pth -> ast-jax directory",
     )
-    convert.add_argument("source", help="Hugging Face directory, hub id or original .pth file")
+    convert.add_argument("model", metavar="MODEL", help=f"{MODEL_HELP}, or an original .pth file")
     convert.add_argument(
         "output_positional", nargs="?", type=Path, metavar="OUTPUT", help="same as -o"
     )
