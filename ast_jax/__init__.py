@@ -2,7 +2,7 @@
 
 The package is built in floors, each importing only the floors below it:
 
-    config, files                base: the model config, atomic file writes
+    config, files, exports       base: the model config, atomic file writes, lazy exports
     runtime                      device meshes, shardings, batching strategies
     frontend                     audio decoding, Kaldi fbank (NumPy and JAX), feature extractor
     model                        Flax modules, attention kernels, params, positions, scores
@@ -17,10 +17,10 @@ cheap and loads neither JAX nor optax, matplotlib, tqdm or torch until a name ne
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ast_jax._legacy import install_legacy_modules
+from ast_jax.exports import lazy_getattr
 
 # Public name -> the module that defines it.
 _EXPORTS = {
@@ -110,13 +110,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ast_jax' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

@@ -24,6 +24,7 @@ PACKAGE = Path(ast_jax.__file__).parent
 FLOORS = {
     "config": 0,
     "files": 0,
+    "exports": 0,
     "runtime": 1,
     "frontend": 2,
     "model": 3,

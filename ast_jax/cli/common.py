@@ -31,6 +31,7 @@ __all__ = [
     "EXIT_OK",
     "MODEL_HELP",
     "CommandError",
+    "add_format",
     "add_model_and_inputs",
     "add_output",
     "add_quiet",
@@ -121,3 +122,11 @@ def expand_inputs(paths: Sequence[Path]) -> tuple[list[Path], int]:
             report(str(error))
             failures += 1
     return files, failures
+
+
+def add_format(parser: argparse.ArgumentParser, choices: Sequence[str]) -> None:
+    """``--format`` (default: table), and ``--json`` as its older spelling."""
+    parser.add_argument("--format", choices=choices, default="table", help="output format")
+    parser.add_argument(
+        "--json", dest="format", action="store_const", const="json", help=argparse.SUPPRESS
+    )

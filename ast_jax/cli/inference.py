@@ -16,6 +16,7 @@ from ast_jax.cli.common import (
     EXIT_OK,
     MODEL_HELP,
     CommandError,
+    add_format,
     add_model_and_inputs,
     add_output,
     add_quiet,
@@ -241,14 +242,6 @@ def _add_window_arguments(parser: argparse.ArgumentParser) -> None:
         "COLUMNS patch columns (faster; scores differ from padded inference, see README)",
     )
     add_quiet(parser)
-
-
-def add_format(parser: argparse.ArgumentParser, choices: Sequence[str]) -> None:
-    """``--format`` (default: table), and ``--json`` as its older spelling."""
-    parser.add_argument("--format", choices=choices, default="table", help="output format")
-    parser.add_argument(
-        "--json", dest="format", action="store_const", const="json", help=argparse.SUPPRESS
-    )
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

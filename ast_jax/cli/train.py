@@ -7,8 +7,14 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ast_jax.cli.common import EXIT_OK, MODEL_HELP, CommandError, add_output, add_quiet
-from ast_jax.cli.inference import add_format
+from ast_jax.cli.common import (
+    EXIT_OK,
+    MODEL_HELP,
+    CommandError,
+    add_format,
+    add_output,
+    add_quiet,
+)
 from ast_jax.training.config import RECIPES
 
 if TYPE_CHECKING:

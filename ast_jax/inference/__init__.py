@@ -6,8 +6,7 @@ The names of the former ``ast_jax.inference`` module are importable from here to
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ast_jax.exports import lazy_getattr
 
 _EXPORTS = {
     "AudioClassifier": "ast_jax.inference.classifier",
@@ -39,9 +38,4 @@ __all__ = [
     "save_embeddings",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ast_jax.inference' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -7,8 +7,7 @@ ASTModel``), as they were when this was one module.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ast_jax.exports import lazy_getattr
 
 _EXPORTS = {
     "ASTClassifierOutput": "ast_jax.model.modules",
@@ -30,9 +29,4 @@ __all__ = [
     "check_params",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ast_jax.model' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
