@@ -56,6 +56,7 @@ from common import (
 )
 
 from ast_jax import ASTConfig, ASTForAudioClassification, FeatureExtractor, fbank, params_from_hf
+from ast_jax.frontend.extractor import default_extractor
 from ast_jax.frontend.jax_fbank import extract_features
 from ast_jax.model.waveforms import logits_from_waveforms
 
@@ -239,7 +240,7 @@ def _clips(batch: int, seconds: float, seed: int) -> np.ndarray:
 
 
 def _end_to_end(config, params, torch_model, device: str, batch: int, seconds: float) -> dict:
-    extractor = FeatureExtractor(max_length=config.max_length, num_mel_bins=config.num_mel_bins)
+    extractor = default_extractor(config)
     waveforms = _clips(batch, seconds, seed=2)
     result: dict[str, Any] = {"batch": batch, "clip_seconds": seconds}
     config_bf16 = replace(config, dtype="bfloat16", attention="cudnn")

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from ast_jax.config import ASTConfig
-from ast_jax.frontend.extractor import FeatureExtractor
+from ast_jax.frontend.extractor import default_extractor
 from ast_jax.training.datasets import load_dataset
 from ast_jax.training.features import compute_features
 
@@ -98,28 +98,19 @@ def main(argv: list[str] | None = None) -> None:
     # their key does not depend on the normalisation statistics computed in training).
     started = time.perf_counter()
     config = ASTConfig.from_json_file(CONFIG)
-    sizing = FeatureExtractor(max_length=config.max_length, num_mel_bins=config.num_mel_bins)
+    sizing = default_extractor(config)
     for split in ("fit.csv", "val.csv") if args.validate else ("train", "test"):
         compute_features(load_dataset(args.data / split).paths, sizing, cache)
     feature_seconds = round(time.perf_counter() - started, 1)
 
-    finetune = [
-        sys.executable,
-        "-m",
-        "ast_jax.cli",
-        "finetune",
-        "--cache",
-        cache,
-        "--model",
-        CONFIG,
-    ]
+    finetune = [sys.executable, "-m", "ast_jax.cli", "finetune", "--cache", cache, CONFIG]
     if args.validate:
         fit, val = args.data / "fit.csv", args.data / "val.csv"
-        run(*finetune, fit, "--val", val, *RECIPE, "--out", args.out / "validate")
+        run(*finetune, fit, "--val", val, *RECIPE, "-o", args.out / "validate")
         return
     stage = args.out / "train"
     started = time.perf_counter()
-    run(*finetune, args.data / "train", *RECIPE, "--out", stage)
+    run(*finetune, args.data / "train", *RECIPE, "-o", stage)
     train_seconds = round(time.perf_counter() - started, 1)
     history = json.loads((stage / "history.json").read_text())
     run(
