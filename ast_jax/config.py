@@ -66,7 +66,8 @@ _HF_GENERIC_KEYS = frozenset(
 _OLD_NAMES = {"frequency_dimension": "num_mel_bins", "time_dimension": "max_length"}
 _MODEL_TYPE = "audio-spectrogram-transformer"
 # The original (timm 0.4.5) model's epsilons: timm's ViT default for the blocks and final norm,
-# PyTorch's LayerNorm default for the `mlp_head` norm (AST_SPEC §4.9). Pass as `**overrides`.
+# PyTorch's LayerNorm default for the `mlp_head` norm (docs/checkpoints.md, LayerNorm epsilons).
+# Pass as `**overrides`.
 TIMM_LAYER_NORM_EPS: Mapping[str, float] = {"layer_norm_eps": 1e-6, "head_layer_norm_eps": 1e-5}
 
 
@@ -328,7 +329,8 @@ def _labels_from_hf(data: Mapping[str, Any]) -> tuple[str, ...]:
     return labels
 
 
-# Speech Commands V2-35 class order, as in the MIT checkpoint's config (AST_SPEC §6.1).
+# Speech Commands V2-35 class order, as in the MIT checkpoint's config (docs/checkpoints.md,
+# Published checkpoints).
 SPEECH_COMMANDS_LABELS = (
     "backward", "follow", "five", "bed", "zero", "on", "learn", "two", "house", "tree", "dog",
     "stop", "seven", "eight", "down", "six", "forward", "cat", "right", "visual", "four", "wow",

@@ -15,7 +15,8 @@ from ast_jax.config import ASTConfig
 
 RESULTS_DIR = Path(__file__).parent / "results"
 SAMPLING_RATE = 16000
-# The AST recipe's Kaldi options (AST_SPEC §2), in torchaudio's and ast-jax's keyword names.
+# The AST recipe's Kaldi options (docs/numerics.md, Options AST uses), in torchaudio's and
+# ast-jax's keyword names.
 KALDI_OPTIONS = {
     "htk_compat": True,
     "sample_frequency": SAMPLING_RATE,

@@ -44,9 +44,10 @@ from ast_jax import (
 )
 from ast_jax.checkpoints.pretrained import WEIGHTS_NAME
 from ast_jax.checkpoints.sources import load_source
-from ast_jax.model.params import build_model
+from ast_jax.frontend.extractor import default_extractor
+from ast_jax.model.params import build_model, has_head
 
-# HF's own bar for AST logits (AST_SPEC §6.3, §8.15).
+# HF's own bar for AST logits (docs/parity.md, Test tolerances).
 DEFAULT_TOLERANCE = 1e-4
 
 
@@ -66,16 +67,14 @@ def _feature_extractor(src: str, config: ASTConfig) -> FeatureExtractor:
         return load_feature_extractor(src)
     except (FileNotFoundError, NotADirectoryError):  # the latter: a .pth file
         print(f"no preprocessor_config.json in {src}: using AudioSet statistics")
-        return FeatureExtractor(max_length=config.max_length, num_mel_bins=config.num_mel_bins)
+        return default_extractor(config)
 
 
 def _reference_model(src: str, config: ASTConfig, params: dict, scratch: Path) -> torch.nn.Module:
     """transformers' model of SRC itself, or of our export when SRC is ast-jax or a .pth."""
     if Path(src).is_file() or (Path(src) / WEIGHTS_NAME).is_file():
         src = str(export_hf(scratch, config, params))
-    cls = (
-        transformers.ASTForAudioClassification if "classifier" in params else transformers.ASTModel
-    )
+    cls = transformers.ASTForAudioClassification if has_head(params) else transformers.ASTModel
     return cls.from_pretrained(src).eval()
 
 
@@ -93,12 +92,12 @@ def check(src: str, config: ASTConfig, params: dict, extractor: FeatureExtractor
         model = _reference_model(src, config, params, Path(scratch))
     with torch.no_grad():
         out = model(torch.from_numpy(hf_features))
-    reference = (out.logits if "classifier" in params else out.pooler_output).numpy()
-    apply = jax.jit(build_model(config, with_head="classifier" in params).apply)
+    reference = (out.logits if has_head(params) else out.pooler_output).numpy()
+    apply = jax.jit(build_model(config, with_head=has_head(params)).apply)
     with jax.default_matmul_precision("float32"):
         ours_e2e = apply({"params": params}, our_features)
         ours_same = apply({"params": params}, hf_features)
-    pick = (lambda o: o.logits) if "classifier" in params else (lambda o: o.pooler_output)
+    pick = (lambda o: o.logits) if has_head(params) else (lambda o: o.pooler_output)
     feature_diff = float(np.abs(our_features - hf_features).max())
     model_diff = float(np.abs(np.asarray(pick(ours_same)) - reference).max())
     e2e_diff = float(np.abs(np.asarray(pick(ours_e2e)) - reference).max())

@@ -1,7 +1,7 @@
-"""Torch-free conversion between Hugging Face AST state dicts and ast-jax params (AST_SPEC §5.1).
+"""Torch-free conversion between Hugging Face AST state dicts and ast-jax params.
 
 A state dict is a `Mapping[str, np.ndarray]` in PyTorch layout, as `safetensors.numpy.load_file`
-or the `.bin` reader return it. Rules:
+or the `.bin` reader return it. Rules (docs/checkpoints.md, Hugging Face key mapping):
 
 * Linear `weight (out, in)` -> Dense `kernel (in, out)`: transpose.
 * Conv2d `weight (O, I, kH, kW)` -> Conv `kernel (kH, kW, I, O)`: permute (2, 3, 1, 0).
@@ -14,10 +14,11 @@ every transformers version writes (`encoder.layer.{i}.attention.attention.query.
 in-memory names of transformers >= 5 (`layers.{i}.attention.q_proj.weight`). The reverse conversion
 writes the on-disk names, which all transformers versions load.
 
-Original YuanGongND/ast state dicts (AST_SPEC §5.2: `module.v.*`, `module.mlp_head.*`, with or
-without the `module.` of `nn.DataParallel`) convert directly by a key table of their own: timm's
-fused `attn.qkv.weight` `(3D, D)` transposed is our `qkv` kernel `(D, 3D)`, columns `[q | k | v]`
-already, so nothing is split. DeiT's unused ImageNet heads `v.head`/`v.head_dist` are dropped.
+Original YuanGongND/ast state dicts (docs/checkpoints.md, Original checkpoints: `module.v.*`,
+`module.mlp_head.*`, with or without the `module.` of `nn.DataParallel`) convert directly by a key
+table of their own: timm's fused `attn.qkv.weight` `(3D, D)` transposed is our `qkv` kernel
+`(D, 3D)`, columns `[q | k | v]` already, so nothing is split. DeiT's unused ImageNet heads
+`v.head`/`v.head_dist` are dropped.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def _rules(config: ASTConfig, with_head: bool) -> list[_Rule]:
 
 
 def _original_rules(config: ASTConfig, with_head: bool) -> list[_Rule]:
-    """Rules over original keys without `module.` (AST_SPEC §5.2)."""
+    """Rules over original keys without `module.` (docs/checkpoints.md, Original checkpoints)."""
     rules = [
         _Rule(("embeddings", "cls_token"), ("v.cls_token",), "copy"),
         _Rule(("embeddings", "distillation_token"), ("v.dist_token",), "copy"),

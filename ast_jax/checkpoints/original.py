@@ -23,8 +23,8 @@ __all__ = ["load_original", "original_config"]
 
 # `audioset_{fstride}_{tstride}_{mAP}.pth`, as the original ensemble scripts parse it.
 _ORIGINAL_NAME = re.compile(r"_(\d+)_(\d+)_[\d.]+\.pth$")
-# Heads are not in the tensors; every original backbone (tiny 192/3, small 384/6, base 768/12,
-# AST_SPEC §4.9) has 64-wide heads.
+# Heads are not in the tensors; every original backbone (tiny 192/3, small 384/6, base 768/12)
+# has 64-wide heads (docs/checkpoints.md, Config inference).
 _ORIGINAL_HEAD_DIM = 64
 # Input lengths the released checkpoints were trained at: AudioSet, ESC-50, Speech Commands.
 _ORIGINAL_LENGTHS = (1024, 512, 128)
@@ -80,7 +80,8 @@ def original_config(
     num_attention_heads: int | None = None,
     timm_exact: bool = True,
 ) -> ASTConfig:
-    """Infers the config of an original YuanGongND/ast state dict (AST_SPEC §5.2).
+    """Infers the config of an original YuanGongND/ast state dict (docs/checkpoints.md, Config
+    inference).
 
     Widths, depth, class count and the patch grid come from the tensors; what they do not record
     comes from the arguments or conventions.

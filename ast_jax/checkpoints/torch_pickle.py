@@ -1,10 +1,11 @@
-"""A torch-free, restricted reader for PyTorch `torch.save` ZIP checkpoints (AST_SPEC §5.3).
+"""A torch-free, restricted reader for PyTorch `torch.save` ZIP checkpoints.
 
 `pytorch_model.bin` is a ZIP archive with one top folder holding `data.pkl` (a pickled state dict),
 `data/<key>` (raw little-endian storage bytes) and `byteorder`. Unpickling normally runs arbitrary
 code; this reader resolves only the globals a tensor state dict needs (`collections.OrderedDict`,
 `torch._utils._rebuild_tensor_v2` and the `torch.*Storage` types) and refuses everything else, then
-builds NumPy arrays from each tensor's storage, offset, size and stride.
+builds NumPy arrays from each tensor's storage, offset, size and stride (docs/checkpoints.md,
+Restricted unpickler).
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ from ast_jax.frontend.kaldi import (
 
 __all__ = ["PREPROCESSOR_CONFIG", "PRESETS", "FeatureExtractor", "default_extractor"]
 
-# Normalisation statistics published with AST (AST_SPEC §6.2): log-mel mean/std and target length.
+# Normalisation statistics published with AST (docs/numerics.md, Dataset statistics): log-mel
+# mean/std and target length.
 PRESETS: dict[str, dict[str, float | int]] = {
     "audioset": {"mean": -4.2677393, "std": 4.5689974, "max_length": 1024},
     "esc50": {"mean": -6.6268077, "std": 5.358466, "max_length": 512},
@@ -80,7 +81,7 @@ class FeatureExtractor:
 
     @property
     def fbank_options(self) -> FbankOptions:
-        """The fbank options AST uses (AST_SPEC §1.9)."""
+        """The fbank options AST uses (docs/numerics.md, Options AST uses)."""
         return FbankOptions(
             sample_frequency=float(self.sampling_rate),
             window_type="hanning",

@@ -4,7 +4,7 @@ vectorised over frames and clips.
 Shape legend: B batch, C channels, S samples, T frames, L samples per frame (``window_size``),
 K FFT bins (``padded_window_size // 2 + 1``), F output columns (mel bins, plus one for energy).
 
-Numerics follow torchaudio (AST_SPEC §1): same option names, units, defaults and order of
+Numerics follow torchaudio (docs/numerics.md): same option names, units, defaults and order of
 operations. The mel bank and windows are built in float32 exactly as torchaudio builds them; the
 per-frame arithmetic and the FFT run in float64 (torchaudio: float32), then the power spectrum is
 rounded to float32 for the mel product and log. Output is float32.
@@ -54,6 +54,51 @@ class FbankOptions:
 
     Frequencies are in Hz, ``frame_length``/``frame_shift`` in milliseconds, ``min_duration`` in
     seconds. Values are validated on construction (``ValueError`` naming the value and valid range).
+    See docs/numerics.md for the computation each option controls.
+
+    Attributes:
+      blackman_coeff: coefficient of Kaldi's generalised Blackman window (used only with
+        ``window_type="blackman"``). Default 0.42.
+      dither: standard deviation of the Gaussian noise added to every sample of every frame; 0.0
+        means none (Kaldi's own default is 1.0). Default 0.0; must be >= 0.
+      energy_floor: floor on the log-energy column, as an absolute energy (applied as
+        ``log(energy_floor)``); 0.0 disables it. The mel energies have their own fixed floor,
+        float32 epsilon. Default 1.0; must be >= 0.
+      frame_length: frame length in milliseconds. Default 25.0; must give at least 2 samples (an
+        even number when ``round_to_power_of_two`` is False).
+      frame_shift: hop between frame starts in milliseconds. Default 10.0; must be > 0 and give at
+        least one sample.
+      high_freq: upper edge of the mel bank in Hz; values <= 0 are offsets from Nyquist. Default
+        0.0 (Nyquist); must end up in ``(low_freq, nyquist]``.
+      htk_compat: put the energy column last instead of first; no other effect. Default False.
+      low_freq: lower edge of the mel bank in Hz. Default 20.0; must be in ``[0, nyquist)``.
+      min_duration: minimum clip duration in seconds; a shorter clip gives ``(0, F)``. Default
+        0.0; must be >= 0.
+      num_mel_bins: number of triangular mel filters. Default 23; must be an integer > 3.
+      preemphasis_coefficient: pre-emphasis coefficient ``c`` in ``y[j] = x[j] - c x[j-1]``,
+        applied per frame; 0.0 disables it. Default 0.97; must be in ``[0, 1]``.
+      raw_energy: compute the energy before pre-emphasis and windowing (else after). Default True.
+      remove_dc_offset: subtract each frame's mean. Default True.
+      round_to_power_of_two: zero-pad each frame to the next power of two for the FFT. Default
+        True.
+      sample_frequency: sampling rate of the waveform in Hz. Default 16000.0; must be > 0.
+      snip_edges: keep only frames that fit wholly in the signal (frame count depends on the
+        frame length); if False, the frame count depends only on the shift and the signal is
+        reflected at both ends. Default True.
+      subtract_mean: subtract each column's mean over the clip's frames at the end. Default False.
+      use_energy: add a log-energy column. Default False.
+      use_log_fbank: natural log of the mel energies (floored at float32 epsilon); else linear
+        energies. Default True.
+      use_power: use the power spectrum (squared magnitude); else the magnitude. Default True.
+      vtln_high: upper inflection point of the piecewise-linear VTLN warp in Hz; negative values
+        are offsets from Nyquist. Default -500.0; with warping, must end up in
+        ``(vtln_low, high_freq)``.
+      vtln_low: lower inflection point of the VTLN warp in Hz. Default 100.0; with warping, must be
+        in ``(low_freq, high_freq)``.
+      vtln_warp: VTLN warp factor; 1.0 means no warping. Default 1.0; must be > 0.
+      window_type: analysis window: "hamming", "hanning" (Kaldi's name for the symmetric Hann
+        window), "povey" (the hanning window to the power 0.85), "rectangular" or "blackman".
+        Default "povey".
     """
 
     blackman_coeff: float = 0.42
@@ -186,7 +231,8 @@ def check_value(ok: bool, name: str, value: Any, valid: Any) -> None:
 
 
 def num_frames(num_samples: int, options: FbankOptions) -> int:
-    """Number of frames ``fbank`` produces for ``num_samples`` samples (AST_SPEC §1.3)."""
+    """Number of frames ``fbank`` produces for ``num_samples`` samples (docs/numerics.md,
+    Framing)."""
     shift, size = options.window_shift, options.window_size
     if options.snip_edges:
         return 1 + (num_samples - size) // shift if num_samples >= size else 0
@@ -247,7 +293,8 @@ def _inverse_mel(mel: ArrayLike) -> NDArray:
 
 
 def _vtln_warp_freq(freq: NDArray, options: FbankOptions) -> NDArray:
-    """Piecewise-linear VTLN frequency warp (AST_SPEC §1.6); identity outside [low, high]."""
+    """Piecewise-linear VTLN frequency warp (docs/numerics.md, VTLN warp); identity outside
+    [low, high]."""
     low, high, warp = options.low_freq, options.effective_high_freq, options.vtln_warp
     lower = options.vtln_low * max(1.0, warp)
     upper = options.effective_vtln_high * min(1.0, warp)
@@ -380,8 +427,8 @@ _BLOCK_FRAMES = 256  # ~1 MB of float64 work buffers per block
 
 
 def extend_signal(signals: Any, options: FbankOptions, xp: Any = np) -> Any:
-    """``(..., S)`` -> ``(..., S')``: the signal framing reads (AST_SPEC §1.3); identity with
-    ``snip_edges``. ``xp`` is the array module (``numpy`` or ``jax.numpy``)."""
+    """``(..., S)`` -> ``(..., S')``: the signal framing reads (docs/numerics.md, Framing);
+    identity with ``snip_edges``. ``xp`` is the array module (``numpy`` or ``jax.numpy``)."""
     if options.snip_edges:
         return signals
     # Symmetric reflection (the edge sample repeats). Left: the first `pad` samples reversed, or
@@ -439,8 +486,8 @@ def _block_features(
     rng: np.random.Generator | None,
     out: NDArray[np.float32],
 ) -> None:
-    """The Kaldi pipeline (AST_SPEC §1.4-1.7) for the frames of ``windows`` (``(S', L)``) at
-    ``starts`` (``(n,)``), written to ``out`` ``(n, F)``.
+    """The Kaldi pipeline (docs/numerics.md, Per-frame pipeline) for the frames of ``windows``
+    (``(S', L)``) at ``starts`` (``(n,)``), written to ``out`` ``(n, F)``.
 
     Frame arithmetic and the FFT run in float64 (torchaudio: float32), so bins far below a frame's
     peak are not swamped by FFT rounding; the spectrum is rounded to float32 for the mel product.

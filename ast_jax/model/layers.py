@@ -1,4 +1,4 @@
-"""Flax Linen building blocks of the Audio Spectrogram Transformer (AST_SPEC §4).
+"""Flax Linen building blocks of the Audio Spectrogram Transformer (docs/parity.md).
 
 Shape legend: B batch, T frames, F mel bins, N tokens (patches + 2), D hidden, H heads, K head dim,
 I intermediate (MLP) width, C classes.

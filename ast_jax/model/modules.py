@@ -1,4 +1,4 @@
-"""Audio Spectrogram Transformer models in Flax Linen (AST_SPEC §4).
+"""Audio Spectrogram Transformer models in Flax Linen (docs/parity.md, The model in brief).
 
 `ASTModel` is the backbone, `ASTForAudioClassification` adds the classifier head. Both are pure:
 the caller jits `model.apply`. Param names are the on-disk format of `ast_jax.save_pretrained`

@@ -1,9 +1,10 @@
-"""Position-table adaptation for other input lengths, mel bins and strides (AST_SPEC §5.4).
+"""Position-table adaptation for other input lengths, mel bins and strides.
 
 The position table `(1, 2 + f_dim * t_dim, D)` holds the cls and distillation rows, then one row per
 patch in frequency-major order (row `2 + fi * t_dim + ti`). Adapting it to another patch grid views
 the patch rows as a grid `(D, f_dim, t_dim)`, changes the grid size, and flattens it back in the
-same order behind the two token rows, which stay unchanged. Three rules:
+same order behind the two token rows, which stay unchanged. Three rules (docs/checkpoints.md,
+Position-table adaptation):
 
 * "audioset": the original code's rule for AudioSet-finetuned weights. Time: if the new `t_dim` is
   smaller, cut it from the middle, columns `[Ws//2 - t//2, Ws//2 - t//2 + t)`; otherwise bilinear

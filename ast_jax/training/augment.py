@@ -1,4 +1,5 @@
-"""Training-time augmentation as the original AST recipes apply it (AST_SPEC §3).
+"""Training-time augmentation as the original AST recipes apply it (docs/training.md,
+Augmentation order).
 
 Order per example, as the original: (mixup of waveforms, then fbank) -> SpecAugment on the
 *unnormalised* log-mel features, masked values 0.0 in the log domain -> normalise

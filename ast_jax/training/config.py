@@ -113,7 +113,8 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-# The original recipes' settings (AST_SPEC §7), to pass as `TrainConfig(**RECIPES[name])`.
+# The original recipes' settings (docs/training.md, Original recipes), to pass as
+# `TrainConfig(**RECIPES[name])`.
 RECIPES: dict[str, dict[str, Any]] = {
     "audioset": dict(
         batch_size=12, learning_rate=1e-5, epochs=5, freqm=48, timem=192, mixup=0.5,

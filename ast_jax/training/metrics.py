@@ -1,9 +1,10 @@
-"""Evaluation metrics AST reports (AST_SPEC §7), in NumPy: accuracy, mAP, mean AUC and d'.
+"""Evaluation metrics AST reports, in NumPy: accuracy, mAP, mean AUC and d'.
 
 Per-class average precision and ROC AUC follow scikit-learn's ``average_precision_score`` (step
 interpolation over distinct thresholds, no trapezoid) and ``roc_auc_score`` (ties count half). A
 class with no positive (or no negative) example has no AP (AUC) and is left out of the means, which
-are NaN only when every class is left out. ``d' = sqrt(2) * Phi^-1(AUC)`` as the original.
+are NaN only when every class is left out. ``d' = sqrt(2) * Phi^-1(AUC)`` as the original. See
+docs/training.md, Evaluation metrics.
 
 Shape legend: B examples, C classes.
 """

@@ -43,7 +43,8 @@ __all__ = [
 
 def resolve_problem_type(config: ASTConfig, targets: NDArray[np.floating]) -> str:
     """``config.problem_type``, or HF's rule when unset: one label -> regression; several labels
-    -> multi-label if any example carries more than one, else single-label (AST_SPEC §4.7)."""
+    -> multi-label if any example carries more than one, else single-label (docs/training.md,
+    Losses)."""
     if config.problem_type is not None:
         return config.problem_type
     if config.num_labels == 1:
@@ -54,7 +55,7 @@ def resolve_problem_type(config: ASTConfig, targets: NDArray[np.floating]) -> st
 
 
 def loss_fn(logits: jax.Array, targets: jax.Array, mask: jax.Array, problem_type: str) -> jax.Array:
-    """Mean loss over the kept examples (``mask`` 1.0), HF semantics (AST_SPEC §4.7).
+    """Mean loss over the kept examples (``mask`` 1.0), HF semantics (docs/training.md, Losses).
 
     Args:
       logits: ``(B, C)``.
@@ -90,7 +91,8 @@ def augment_features(
     key: jax.Array, features: jax.Array, config: TrainConfig, mean: float, std: float
 ) -> jax.Array:
     """SpecAugment on the unnormalised ``(B, T, F)`` features, normalise, then noise and time
-    shift when enabled (the original's order, AST_SPEC §3); a frequency warp first if enabled."""
+    shift when enabled (the original's order: docs/training.md, Augmentation order); a frequency
+    warp first if enabled."""
     mask_key, noise_key, shift_key = jax.random.split(key, 3)
     freqm, timem = config.freq_mask(features.shape[2]), config.time_mask(features.shape[1])
     x = features
