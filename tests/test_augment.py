@@ -1,4 +1,5 @@
-"""SpecAugment, noise, time shift and mixup against the original recipe's rules (AST_SPEC §3)."""
+"""SpecAugment, noise, time shift and mixup against the original recipe's rules (the recipe and its
+augmentations: docs/training.md)."""
 
 import dataclasses
 

@@ -16,8 +16,6 @@ import safetensors.torch
 import torch
 import transformers
 from flax.traverse_util import flatten_dict
-from hf_models import hf_model, save_hf
-from tiny_checkpoint import SMALL, tiny_params
 
 from ast_jax import (
     FeatureExtractor,
@@ -28,16 +26,14 @@ from ast_jax import (
 from ast_jax.checkpoints.pretrained import WEIGHTS_NAME
 from ast_jax.checkpoints.torch_pickle import UnsafePickleError, read_torch_zip
 
-CONFIG = SMALL
+
+@pytest.fixture(scope="module")
+def params(tiny_params, small_config):
+    return tiny_params(config=small_config)
 
 
 @pytest.fixture(scope="module")
-def params():
-    return tiny_params(config=CONFIG)
-
-
-@pytest.fixture(scope="module")
-def hf_dir(tmp_path_factory):
+def hf_dir(hf_model, save_hf, tmp_path_factory):
     """A transformers checkpoint directory with model.safetensors and preprocessor_config.json."""
     directory = save_hf(hf_model(), tmp_path_factory.mktemp("hf"))
     transformers.ASTFeatureExtractor(max_length=100, num_mel_bins=48).save_pretrained(directory)
@@ -52,16 +48,16 @@ def _trees_equal(a, b) -> bool:
 # ---- ast-jax directories ----------------------------------------------------------------------
 
 
-def test_save_load_round_trip_is_bit_exact(tmp_path, params):
+def test_save_load_round_trip_is_bit_exact(small_config, tmp_path, params):
     extractor = FeatureExtractor(max_length=40, num_mel_bins=20)
-    save_pretrained(tmp_path, CONFIG, params, feature_extractor=extractor)
+    save_pretrained(tmp_path, small_config, params, feature_extractor=extractor)
     assert sorted(os.listdir(tmp_path)) == [
         "ast_jax.safetensors",
         "config.json",
         "preprocessor_config.json",
     ]
     config, loaded = load_pretrained(tmp_path)
-    assert config == CONFIG
+    assert config == small_config
     assert _trees_equal(loaded, params)
     assert load_feature_extractor(tmp_path) == extractor
     with safetensors.safe_open(tmp_path / WEIGHTS_NAME, "np") as file:
@@ -73,8 +69,8 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, params):
     assert bf16_config.dtype == "bfloat16"
 
 
-def test_save_is_atomic(tmp_path, params, monkeypatch):
-    save_pretrained(tmp_path, CONFIG, params)
+def test_save_is_atomic(small_config, tmp_path, params, monkeypatch):
+    save_pretrained(tmp_path, small_config, params)
     before = (tmp_path / WEIGHTS_NAME).read_bytes()
 
     def crash(*args, **kwargs):
@@ -82,19 +78,19 @@ def test_save_is_atomic(tmp_path, params, monkeypatch):
 
     monkeypatch.setattr(safetensors.numpy, "save_file", crash)
     with pytest.raises(OSError, match="disk full"):
-        save_pretrained(tmp_path, CONFIG, jax.tree.map(lambda p: p + 1, params))
+        save_pretrained(tmp_path, small_config, jax.tree.map(lambda p: p + 1, params))
     assert (tmp_path / WEIGHTS_NAME).read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["ast_jax.safetensors", "config.json"]  # no temp files
 
 
-def test_save_refuses_params_for_another_config(tmp_path, params):
+def test_save_refuses_params_for_another_config(small_config, tmp_path, params):
     with pytest.raises(ValueError, match="mismatch: classifier/dense/kernel"):
-        save_pretrained(tmp_path, dataclasses.replace(CONFIG, labels=("a", "b")), params)
+        save_pretrained(tmp_path, dataclasses.replace(small_config, labels=("a", "b")), params)
     assert not os.listdir(tmp_path)
 
 
-def test_wrong_metadata_is_refused(tmp_path, params):
-    save_pretrained(tmp_path, CONFIG, params)
+def test_wrong_metadata_is_refused(small_config, tmp_path, params):
+    save_pretrained(tmp_path, small_config, params)
     tensors = safetensors.numpy.load_file(tmp_path / WEIGHTS_NAME)
     safetensors.numpy.save_file(tensors, tmp_path / WEIGHTS_NAME, metadata={"format": "pt"})
     with pytest.raises(ValueError, match="expected metadata"):
@@ -198,7 +194,7 @@ def test_feature_extractor_from_hf_directory(hf_dir):
     assert load_feature_extractor(hf_dir) == FeatureExtractor(max_length=100, num_mel_bins=48)
 
 
-def test_hf_backbone_only_into_classifier_is_refused(tmp_path):
+def test_hf_backbone_only_into_classifier_is_refused(hf_model, save_hf, tmp_path):
     save_hf(hf_model(with_head=False), tmp_path)
     _, backbone = load_pretrained(tmp_path)
     assert "classifier" not in backbone

@@ -13,13 +13,13 @@ import jax
 import numpy as np
 import pytest
 import soundfile
-from tiny_checkpoint import CONFIG, EXTRACTOR, RATE, save_tiny, tiny_params, tone
 
 from ast_jax import AudioClassifier, FeatureExtractor, export_hf, load_pretrained
 from ast_jax.cli.output import output_names
 from ast_jax.frontend.audio import load_audio
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "audio" / "yes.wav"
+RATE = 16000
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -57,12 +57,7 @@ PRINTED_ATOL = 1e-6
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return save_tiny(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture(scope="module")
-def audio(tmp_path_factory):
+def audio(tone, tmp_path_factory):
     """A folder with a 1 s clip and a 40 s recording (32 windows: enough for a progress bar)."""
     folder = tmp_path_factory.mktemp("audio")
     soundfile.write(folder / "short.wav", tone(440.0, 1.0), RATE)
@@ -81,15 +76,15 @@ def test_timeline_file_names_are_unique():
     assert output_names([], ".png") == {}
 
 
-def test_classify_json_matches_the_api_and_draws_timelines(model, audio, tmp_path):
+def test_classify_json_matches_the_api_and_draws_timelines(tiny_checkpoint, audio, tmp_path):
     result = _cli(
-        "classify", str(model), str(audio), "--format", "json", "--per-window", "--top-k", "2",
-        "--timeline", str(tmp_path),
+        "classify", str(tiny_checkpoint), str(audio), "--format", "json", "--per-window",
+        "--top-k", "2", "--timeline", str(tmp_path),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     files = sorted(audio.iterdir())
-    expected = AudioClassifier.from_pretrained(model).classify(files)
+    expected = AudioClassifier.from_pretrained(tiny_checkpoint).classify(files)
     assert [entry["file"] for entry in printed] == [str(path) for path in files]
     for entry, clip in zip(printed, expected, strict=True):
         assert entry["duration"] == clip.duration
@@ -106,22 +101,24 @@ def test_classify_json_matches_the_api_and_draws_timelines(model, audio, tmp_pat
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
 
 
-def test_classify_csv_and_table(model, audio):
+def test_classify_csv_and_table(tiny_config, tiny_checkpoint, audio):
     short = str(audio / "short.wav")
-    result = _cli("classify", str(model), short, "--format", "csv", "--top-k", "3", "--per-window")
+    result = _cli(
+        "classify", str(tiny_checkpoint), short, "--format", "csv", "--top-k", "3", "--per-window"
+    )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     ranks = [("clip", "1"), ("clip", "2"), ("clip", "3")]
     ranks += [("window", "1"), ("window", "2"), ("window", "3")]
     assert [(row["scope"], row["rank"]) for row in rows] == ranks
-    assert {row["label"] for row in rows} <= set(CONFIG.labels)
-    table = _cli("classify", str(model), short, "--top-k", "1")
+    assert {row["label"] for row in rows} <= set(tiny_config.labels)
+    table = _cli("classify", str(tiny_checkpoint), short, "--top-k", "1")
     assert table.returncode == 0, table.stderr
     assert table.stdout.startswith(f"{short}  (1.00 s, 1 windows)")
     assert table.stderr == ""  # one window: no progress bar
 
 
-def test_classify_reports_every_bad_input_and_goes_on(model, audio, tmp_path):
+def test_classify_reports_every_bad_input_and_goes_on(tiny_checkpoint, audio, tmp_path):
     (tmp_path / "no_audio").mkdir()
     (tmp_path / "no_audio" / "readme.txt").write_text("not audio")
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF0000WAVEfmt garbage")
@@ -129,7 +126,9 @@ def test_classify_reports_every_bad_input_and_goes_on(model, audio, tmp_path):
     (tmp_path / "notes.ogg").write_text("text with an audio name")
     bad = ["missing.wav", "no_audio", "corrupt.wav", "empty.wav", "notes.ogg"]
     args = [str(tmp_path / name) for name in bad]
-    result = _cli("classify", str(model), *args, str(audio / "short.wav"), "--format", "json")
+    result = _cli(
+        "classify", str(tiny_checkpoint), *args, str(audio / "short.wav"), "--format", "json"
+    )
     assert result.returncode == 1
     assert [entry["file"] for entry in json.loads(result.stdout)] == [str(audio / "short.wav")]
     errors = result.stderr.splitlines()
@@ -154,44 +153,50 @@ def test_classify_reports_every_bad_input_and_goes_on(model, audio, tmp_path):
         (("info", "{tmp}"), "cannot load model"),
     ],
 )
-def test_command_errors_exit_2(model, audio, tmp_path, args, message):
-    paths = {"model": model, "audio": audio / "short.wav", "tmp": tmp_path}
+def test_command_errors_exit_2(tiny_checkpoint, audio, tmp_path, args, message):
+    paths = {"model": tiny_checkpoint, "audio": audio / "short.wav", "tmp": tmp_path}
     result = _cli(*(arg.format(**paths) for arg in args))
     assert result.returncode == 2
     assert message in result.stderr
     assert result.stdout == ""
 
 
-def test_embed_writes_embeddings_with_the_file_list(model, audio, tmp_path):
+def test_embed_writes_embeddings_with_the_file_list(tiny_config, tiny_checkpoint, audio, tmp_path):
     out = tmp_path / "embeddings.npz"
-    result = _cli("embed", str(model), str(audio), "-o", str(out), "--tokens", "-q")
+    result = _cli("embed", str(tiny_checkpoint), str(audio), "-o", str(out), "--tokens", "-q")
     assert result.returncode == 0, result.stderr
-    expected = AudioClassifier.from_pretrained(model).embed(sorted(audio.iterdir()), tokens=True)
+    expected = AudioClassifier.from_pretrained(tiny_checkpoint).embed(
+        sorted(audio.iterdir()), tokens=True
+    )
     with np.load(out) as archive:
         assert list(archive["files"]) == [embedding.source for embedding in expected]
         np.testing.assert_allclose(
             archive["pooled"], np.stack([e.pooled for e in expected]), atol=PRINTED_ATOL
         )
-        assert archive["last_hidden_state/0"].shape == (32, CONFIG.seq_len, CONFIG.hidden_size)
+        assert archive["last_hidden_state/0"].shape == (
+            32,
+            tiny_config.seq_len,
+            tiny_config.hidden_size,
+        )
     assert result.stderr == ""  # -q: no progress bar
 
 
-def test_convert_then_info(model, tmp_path):
-    hf = export_hf(tmp_path / "hf", CONFIG, tiny_params())
-    EXTRACTOR.save_pretrained(hf)
+def test_convert_then_info(tiny_config, tiny_extractor, tiny_params, tiny_checkpoint, tmp_path):
+    hf = export_hf(tmp_path / "hf", tiny_config, tiny_params())
+    tiny_extractor.save_pretrained(hf)
     result = _cli("convert", str(hf), str(tmp_path / "converted"))
     assert result.returncode == 0, result.stderr
     config, params = load_pretrained(tmp_path / "converted")
-    _, expected = load_pretrained(model)
-    assert config == CONFIG
+    _, expected = load_pretrained(tiny_checkpoint)
+    assert config == tiny_config
     np.testing.assert_array_equal(
         params["classifier"]["dense"]["kernel"], expected["classifier"]["dense"]["kernel"]
     )
-    assert FeatureExtractor.from_pretrained(tmp_path / "converted") == EXTRACTOR
+    assert FeatureExtractor.from_pretrained(tmp_path / "converted") == tiny_extractor
     info = _cli("info", str(tmp_path / "converted"), "--json")
     assert info.returncode == 0, info.stderr
     described = json.loads(info.stdout)
-    assert described["labels"] == list(CONFIG.labels)
+    assert described["labels"] == list(tiny_config.labels)
     assert described["activation"] == "softmax"
     assert described["window_seconds"] == 1.28
     assert described["parameters"] == sum(np.size(x) for x in jax.tree.leaves(expected))
@@ -214,9 +219,11 @@ def test_classify_defaults_to_the_bundled_model():
     assert named.stdout == result.stdout
 
 
-def test_a_leading_model_is_told_apart_from_inputs(model, audio):
+def test_a_leading_model_is_told_apart_from_inputs(tiny_checkpoint, audio):
     # A directory holding config.json is a model; audio directories and missing .wav are inputs.
-    with_model = _cli("classify", str(model), str(audio / "short.wav"), "--format", "json")
+    with_model = _cli(
+        "classify", str(tiny_checkpoint), str(audio / "short.wav"), "--format", "json"
+    )
     assert with_model.returncode == 0, with_model.stderr
     assert len(json.loads(with_model.stdout)) == 1
     missing = _cli("classify", "missing.wav", str(audio / "short.wav"), "--format", "json")

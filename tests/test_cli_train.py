@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 import soundfile
-from train_fixtures import TINY
 
 from ast_jax.checkpoints.pretrained import export_hf, load_feature_extractor, load_pretrained
 from ast_jax.cli.main import main
@@ -14,17 +13,18 @@ RATE = 16000
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
+def dataset(tone, trainable_config, tmp_path_factory):
     root = tmp_path_factory.mktemp("tones")
     rng = np.random.default_rng(0)
-    t = np.arange(int(0.35 * RATE)) / RATE
     for label, frequency in (("low", 400.0), ("high", 3000.0)):
         (root / label).mkdir()
         for i in range(8):
-            tone = 0.3 * np.sin(2 * np.pi * frequency * (1 + 0.05 * i) * t)
-            soundfile.write(root / label / f"{i}.wav", tone + 0.01 * rng.normal(size=t.size), RATE)
+            clip = tone(frequency * (1 + 0.05 * i), 0.35, RATE, amplitude=0.3)
+            soundfile.write(
+                root / label / f"{i}.wav", clip + 0.01 * rng.normal(size=clip.size), RATE
+            )
     config = root / "config.json"
-    config.write_text(json.dumps(TINY.to_hf_dict()))
+    config.write_text(json.dumps(trainable_config.to_hf_dict()))
     return root, config
 
 
@@ -36,7 +36,7 @@ def _finetune_args(root, config, out, epochs):
     ]  # fmt: skip
 
 
-def test_finetune_then_evaluate(dataset, tmp_path, capsys):
+def test_finetune_then_evaluate(trainable_config, dataset, tmp_path, capsys):
     root, config_json = dataset
     out = tmp_path / "run"
     assert main(_finetune_args(root, config_json, out, epochs=2)) == 0
@@ -46,7 +46,7 @@ def test_finetune_then_evaluate(dataset, tmp_path, capsys):
     assert config.labels == ("high", "low")
     assert config.problem_type == "single_label_classification"
     extractor = load_feature_extractor(out / "model")
-    assert extractor.max_length == TINY.max_length
+    assert extractor.max_length == trainable_config.max_length
     assert export_hf(tmp_path / "hf", config, params).joinpath("model.safetensors").is_file()
     load_pretrained(out / "model_wa")
     capsys.readouterr()

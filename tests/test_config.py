@@ -134,7 +134,7 @@ def test_hashable_static_jit_argument():
 
 @pytest.mark.parametrize(
     ("stride", "max_length", "f_dim", "t_dim", "seq_len"),
-    [  # AST_SPEC §4.2 table
+    [  # f_dim = (num_mel_bins - 16) // stride + 1, t_dim likewise, seq_len = 2 + f_dim * t_dim
         (10, 1024, 12, 101, 1214),
         (12, 1024, 10, 85, 852),
         (14, 1024, 9, 73, 659),

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from hf_models import hf_model, save_hf
 from safetensors.numpy import load_file
 
 from ast_jax import ASTConfig, export_hf, load_pretrained, params_from_hf, params_to_hf
@@ -16,7 +15,7 @@ from ast_jax.checkpoints.keymaps import HF_PREFIX
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def checkpoint(hf_model, save_hf, tmp_path_factory):
     """(config, on-disk HF state dict, transformers model) for a tiny classifier."""
     model = hf_model(frequency_stride=12, time_stride=7)
     directory = save_hf(model, tmp_path_factory.mktemp("hf"))

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import transformers
 from flax.traverse_util import flatten_dict
-from hf_models import hf_model, save_hf
 
 from ast_jax import load_feature_extractor, load_pretrained
 
@@ -25,7 +24,7 @@ def script():
 
 
 @pytest.fixture(scope="module")
-def hf_dir(tmp_path_factory):
+def hf_dir(hf_model, save_hf, tmp_path_factory):
     directory = tmp_path_factory.mktemp("hf")
     save_hf(hf_model(max_length=128, num_mel_bins=128, num_labels=35), directory)
     extractor = transformers.ASTFeatureExtractor(max_length=128, mean=-6.845978, std=5.5654526)

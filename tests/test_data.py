@@ -13,18 +13,14 @@ RATE = 16000
 EXTRACTOR = FeatureExtractor(max_length=48, num_mel_bins=32)
 
 
-def _tone(frequency: float, seconds: float = 0.3) -> np.ndarray:
-    t = np.arange(int(seconds * RATE)) / RATE
-    return (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
+def folder(tone, tmp_path_factory):
     root = tmp_path_factory.mktemp("folder")
     for label, frequency in (("high", 2000.0), ("low", 300.0)):
         (root / label).mkdir()
         for i in range(3):
-            soundfile.write(root / label / f"{i}.wav", _tone(frequency * (1 + i / 10)), RATE)
+            clip = tone(frequency * (1 + i / 10), 0.3, RATE, amplitude=0.3)
+            soundfile.write(root / label / f"{i}.wav", clip, RATE)
     return root
 
 

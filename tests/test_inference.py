@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import safetensors
 import soundfile
-from tiny_checkpoint import CONFIG, EXTRACTOR, RATE, save_tiny, tiny_params, tone
 
 from ast_jax import (
     ASTConfig,
@@ -27,6 +26,7 @@ from ast_jax import (
     save_embeddings,
 )
 
+RATE = 16000
 # Rows batched with different neighbours go through XLA's CPU matmuls in different blockings;
 # float32 results of the tiny model then differ in the last bits (seen: 3e-8).
 PARITY_ATOL = 1e-6
@@ -37,23 +37,18 @@ WINDOW_SECONDS = 1.28  # the tiny model's 128 frames
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return save_tiny(tmp_path_factory.mktemp("tiny"))
+def classifier(tiny_checkpoint):
+    return AudioClassifier.from_pretrained(tiny_checkpoint, batch_size=4)
 
 
 @pytest.fixture(scope="module")
-def classifier(checkpoint):
-    return AudioClassifier.from_pretrained(checkpoint, batch_size=4)
-
-
-@pytest.fixture(scope="module")
-def logits_fn():
-    model = ASTForAudioClassification(CONFIG)
+def logits_fn(tiny_config):
+    model = ASTForAudioClassification(tiny_config)
     return jax.jit(lambda params, x: model.apply({"params": params}, x).logits)
 
 
 @pytest.fixture(scope="module")
-def switching_file(tmp_path_factory):
+def switching_file(tone, tmp_path_factory):
     """8 s: a 440 Hz tone, then from 4 s a 2500 Hz tone, as a float WAV."""
     signal = np.concatenate([tone(440.0, SWITCH_SECONDS), tone(2500.0, 8.0 - SWITCH_SECONDS)])
     path = tmp_path_factory.mktemp("audio") / "switch.wav"
@@ -61,27 +56,29 @@ def switching_file(tmp_path_factory):
     return path, signal
 
 
-def _clips() -> list[np.ndarray]:
+def _clips(tone) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     noise = [0.1 * rng.standard_normal(n).astype(np.float32) for n in (16000, 4000, 20720)]
     return [*noise, tone(1000.0, 0.7)]
 
 
-def test_pipeline_equals_extractor_plus_jitted_model(classifier, logits_fn):
-    clips = _clips()  # all within one 1.28 s window
+def test_pipeline_equals_extractor_plus_jitted_model(
+    tiny_config, tiny_extractor, tiny_params, tone, classifier, logits_fn
+):
+    clips = _clips(tone)  # all within one 1.28 s window
     results = classifier.classify(clips)
-    values = EXTRACTOR(clips, sampling_rate=RATE)["input_values"]  # (4, 128, 128)
+    values = tiny_extractor(clips, sampling_rate=RATE)["input_values"]  # (4, 128, 128)
     expected = jax.nn.softmax(logits_fn(tiny_params(), values), axis=-1)
     got = np.stack([result.scores for result in results])
     np.testing.assert_allclose(got, expected, atol=PARITY_ATOL)
     np.testing.assert_allclose(classifier.predict(values), expected, atol=PARITY_ATOL)
     for result, clip in zip(results, clips, strict=True):
-        assert result.window_scores.shape == (1, CONFIG.num_labels)
+        assert result.window_scores.shape == (1, tiny_config.num_labels)
         np.testing.assert_allclose(result.window_times, [[0.0, clip.size / RATE]])
         assert result.duration == clip.size / RATE
     top = results[0].top_k(2)
     order = np.argsort(-got[0])
-    assert [label for label, _ in top] == [CONFIG.labels[i] for i in order[:2]]
+    assert [label for label, _ in top] == [tiny_config.labels[i] for i in order[:2]]
     assert top[0][1] == pytest.approx(got[0, order[0]])
 
 
@@ -109,24 +106,26 @@ def test_default_activation(config, expected):
     ("activation", "function"),
     [("sigmoid", jax.nn.sigmoid), ("none", lambda x: x)],
 )
-def test_activation_can_be_overridden(activation, function, logits_fn):
-    classifier = AudioClassifier(CONFIG, tiny_params(), EXTRACTOR, activation=activation)
-    clip = _clips()[0]
+def test_activation_can_be_overridden(
+    tiny_config, tiny_extractor, tiny_params, tone, activation, function, logits_fn
+):
+    classifier = AudioClassifier(tiny_config, tiny_params(), tiny_extractor, activation=activation)
+    clip = _clips(tone)[0]
     expected = function(
-        logits_fn(tiny_params(), EXTRACTOR(clip, sampling_rate=RATE)["input_values"])
+        logits_fn(tiny_params(), tiny_extractor(clip, sampling_rate=RATE)["input_values"])
     )
     np.testing.assert_allclose(classifier.classify([clip])[0].scores, expected[0], atol=PARITY_ATOL)
 
 
-def test_every_batch_reuses_one_compilation(classifier):
+def test_every_batch_reuses_one_compilation(tone, classifier):
     compiles = []
 
     def listener(event: str, duration: float, **kwargs) -> None:
         if event == COMPILE_EVENT:
             compiles.append(event)
 
-    classifier.classify(_clips()[:1])  # compile the classify step
-    classifier.embed(_clips()[:1])  # and the pooled-embedding step
+    classifier.classify(_clips(tone)[:1])  # compile the classify step
+    classifier.embed(_clips(tone)[:1])  # and the pooled-embedding step
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
         # 1 window, 9 windows (3 batches of 4, the last padded), 2 inputs sharing one batch.
@@ -139,7 +138,9 @@ def test_every_batch_reuses_one_compilation(classifier):
     assert compiles == []
 
 
-def test_long_audio_windows_follow_the_signal(classifier, switching_file):
+def test_long_audio_windows_follow_the_signal(
+    tiny_config, tiny_extractor, tiny_params, classifier, switching_file
+):
     path, signal = switching_file
     result = classifier.classify([path])[0]
     # 8 s = 798 frames: six full 128-frame windows from 0 s every 1.28 s, then a 30-frame tail.
@@ -149,10 +150,10 @@ def test_long_audio_windows_follow_the_signal(classifier, switching_file):
     assert result.duration == 8.0
     # Each window's scores are the scores of that segment cut by hand.
     segments = [signal[round(a * RATE) : round(b * RATE)] for a, b in result.window_times]
-    manual = classifier.predict(EXTRACTOR(segments, sampling_rate=RATE)["input_values"])
+    manual = classifier.predict(tiny_extractor(segments, sampling_rate=RATE)["input_values"])
     np.testing.assert_allclose(result.window_scores, manual, atol=PARITY_ATOL)
     np.testing.assert_allclose(result.scores, manual.mean(axis=0), atol=PARITY_ATOL)
-    maximum = AudioClassifier(CONFIG, tiny_params(), EXTRACTOR, aggregate="max")
+    maximum = AudioClassifier(tiny_config, tiny_params(), tiny_extractor, aggregate="max")
     np.testing.assert_allclose(
         maximum.classify([path])[0].scores, manual.max(axis=0), atol=PARITY_ATOL
     )
@@ -169,8 +170,8 @@ def test_window_embeddings_switch_with_the_tone(classifier, switching_file):
     assert within < between / 10
 
 
-def test_overlapping_windows(checkpoint):
-    classifier = AudioClassifier.from_pretrained(checkpoint, window=1.0, hop=0.25)
+def test_overlapping_windows(tiny_checkpoint, tone):
+    classifier = AudioClassifier.from_pretrained(tiny_checkpoint, window=1.0, hop=0.25)
     result = classifier.classify([tone(500.0, 3.0)])[0]
     # 298 frames; 100-frame windows every 25 frames: starts 0..200 frames, the last reaching 298.
     np.testing.assert_allclose(result.window_times[:, 0], np.arange(9) * 0.25)
@@ -178,21 +179,23 @@ def test_overlapping_windows(checkpoint):
     assert classifier.count_windows(tone(500.0, 3.0)) == 9
 
 
-def test_embeddings_equal_the_backbone_outputs(classifier):
+def test_embeddings_equal_the_backbone_outputs(
+    tiny_config, tiny_extractor, tiny_params, tone, classifier
+):
     clips = [tone(700.0, 1.0), tone(700.0, 2.0)]
     embeddings = classifier.embed(clips, tokens=True, hidden_states=True)
-    values = EXTRACTOR(
+    values = tiny_extractor(
         [clips[0], clips[1][: 127 * 160 + 400], clips[1][20480:]], sampling_rate=RATE
     )
-    out = ASTModel(CONFIG).apply(
+    out = ASTModel(tiny_config).apply(
         {"params": tiny_params()["backbone"]}, values["input_values"], output_hidden_states=True
     )
     layers = np.stack(out.hidden_states, axis=1)  # (3, L + 1, N, D)
     first, second = embeddings
-    assert first.pooled.shape == (CONFIG.hidden_size,)
-    assert second.window_pooled.shape == (2, CONFIG.hidden_size)
-    assert second.last_hidden_state.shape == (2, CONFIG.seq_len, CONFIG.hidden_size)
-    assert second.hidden_states.shape == (2, 3, CONFIG.seq_len, CONFIG.hidden_size)
+    assert first.pooled.shape == (tiny_config.hidden_size,)
+    assert second.window_pooled.shape == (2, tiny_config.hidden_size)
+    assert second.last_hidden_state.shape == (2, tiny_config.seq_len, tiny_config.hidden_size)
+    assert second.hidden_states.shape == (2, 3, tiny_config.seq_len, tiny_config.hidden_size)
     np.testing.assert_allclose(first.pooled, out.pooler_output[0], atol=PARITY_ATOL)
     np.testing.assert_allclose(second.pooled, out.pooler_output[1:].mean(axis=0), atol=PARITY_ATOL)
     np.testing.assert_allclose(
@@ -201,14 +204,16 @@ def test_embeddings_equal_the_backbone_outputs(classifier):
     np.testing.assert_allclose(second.hidden_states, layers[1:], atol=PARITY_ATOL)
 
 
-def test_backbone_checkpoint_embeds_but_cannot_classify():
-    classifier = AudioClassifier(CONFIG, tiny_params()["backbone"], EXTRACTOR)
-    assert classifier.embed([tone(440.0, 1.0)])[0].pooled.shape == (CONFIG.hidden_size,)
+def test_backbone_checkpoint_embeds_but_cannot_classify(
+    tiny_config, tiny_extractor, tiny_params, tone
+):
+    classifier = AudioClassifier(tiny_config, tiny_params()["backbone"], tiny_extractor)
+    assert classifier.embed([tone(440.0, 1.0)])[0].pooled.shape == (tiny_config.hidden_size,)
     with pytest.raises(ValueError, match="no classifier head"):
         classifier.classify([tone(440.0, 1.0)])
 
 
-def test_save_embeddings_formats(classifier, tmp_path):
+def test_save_embeddings_formats(tone, classifier, tmp_path):
     embeddings = classifier.embed([tone(440.0, 1.0), tone(440.0, 3.0)], tokens=True)
     pooled = np.stack([e.pooled for e in embeddings])
     save_embeddings(tmp_path / "e.npy", [*classifier.embed([tone(440.0, 1.0), tone(440.0, 3.0)])])
@@ -245,7 +250,7 @@ def _unsupported_wav(path: Path) -> Path:
     return path
 
 
-def test_bad_inputs_fail_one_by_one(classifier, tmp_path):
+def test_bad_inputs_fail_one_by_one(tone, classifier, tmp_path):
     good = tmp_path / "good.wav"
     soundfile.write(good, tone(440.0, 1.0), RATE)
     corrupt = tmp_path / "corrupt.wav"
@@ -325,18 +330,18 @@ _MEMORY_SCRIPT = textwrap.dedent(
 )
 
 
-def _write_long_file(path: Path, minutes: int) -> None:
-    """Writes ``minutes`` of 16-bit audio block by block (never all in memory)."""
-    block = (0.3 * np.sin(2 * np.pi * 440.0 * np.arange(60 * RATE) / RATE)).astype(np.float32)
+def _write_long_file(path: Path, minutes: int, block: np.ndarray) -> None:
+    """Writes ``minutes`` of 16-bit audio, the one-minute ``block`` over and over (never all in
+    memory)."""
     with soundfile.SoundFile(path, "w", RATE, 1, subtype="PCM_16") as file:
         for _ in range(minutes):
             file.write(block)
 
 
-def test_long_file_streams_in_bounded_memory(checkpoint, tmp_path):
+def test_long_file_streams_in_bounded_memory(tiny_checkpoint, tone, tmp_path):
     path = tmp_path / "long.wav"
-    _write_long_file(path, LONG_FILE_MINUTES)
-    command = [sys.executable, "-c", _MEMORY_SCRIPT, str(checkpoint), str(path)]
+    _write_long_file(path, LONG_FILE_MINUTES, tone(440.0, 60, RATE, amplitude=0.3))
+    command = [sys.executable, "-c", _MEMORY_SCRIPT, str(tiny_checkpoint), str(path)]
     run = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout.splitlines()[-1])

@@ -3,15 +3,14 @@ torchaudio), under jit and vmap."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_features import FIXTURES, _assert_close_in_resolvable_range, _wave
 
-from ast_jax import ASTConfig, ASTForAudioClassification, FeatureExtractor, fbank, fbank_batch
+from ast_jax import ASTForAudioClassification, FeatureExtractor, fbank, fbank_batch
 from ast_jax.frontend.jax_fbank import extract_features
 from ast_jax.frontend.jax_fbank import fbank as jax_fbank
 from ast_jax.frontend.kaldi import FbankOptions
@@ -26,13 +25,11 @@ ENERGY_TOL = 1e-5
 LOGITS_TOL = 2e-4
 
 
-@pytest.mark.parametrize(
-    "options",
-    [json.loads(str(FIXTURES[f"c{i}_kwargs"])) for i in range(9)],
-    ids=[str(FIXTURES[f"c{i}_name"]).split("/")[1] for i in range(9)],
-)
-def test_jax_fbank_matches_numpy(options):
-    wave = _wave("yes")
+def test_jax_fbank_matches_numpy(
+    speech_fbank_options, reference_wave, assert_close_in_resolvable_range
+):
+    options = speech_fbank_options
+    wave = reference_wave("yes")
     ours = np.asarray(jax.jit(jax_fbank, static_argnums=1)(wave, FbankOptions(**options)))
     reference = fbank(wave, **options)
     assert ours.shape == reference.shape and ours.dtype == np.float32
@@ -42,10 +39,10 @@ def test_jax_fbank_matches_numpy(options):
         np.testing.assert_allclose(ours[:, energy], reference[:, energy], atol=ENERGY_TOL)
         mel = slice(0, -1) if options.get("htk_compat") else slice(1, None)
     log_domain = options.get("use_log_fbank", True)
-    _assert_close_in_resolvable_range(ours[:, mel], reference[:, mel], log_domain, LOG_TOL)
+    assert_close_in_resolvable_range(ours[:, mel], reference[:, mel], log_domain, LOG_TOL)
 
 
-def test_jax_fbank_batches_with_leading_axes_and_vmap():
+def test_jax_fbank_batches_with_leading_axes_and_vmap(assert_close_in_resolvable_range):
     rng = np.random.default_rng(0)
     batch = (0.2 * rng.standard_normal((2, 3, 4000))).astype(np.float32)
     options = FbankOptions(window_type="hanning", num_mel_bins=64, subtract_mean=True)
@@ -56,17 +53,15 @@ def test_jax_fbank_batches_with_leading_axes_and_vmap():
         batch.reshape(6, -1), window_type="hanning", num_mel_bins=64, subtract_mean=True
     )
     for ours, expected in zip(leading.reshape(reference.shape), reference, strict=True):
-        _assert_close_in_resolvable_range(ours, expected, True, LOG_TOL)
+        assert_close_in_resolvable_range(ours, expected, True, LOG_TOL)
 
 
 @pytest.mark.parametrize("preset", ["audioset", "speech_commands"])
-def test_jax_extractor_matches_numpy_extractor(preset):
+def test_jax_extractor_matches_numpy_extractor(tone, assert_close_in_resolvable_range, preset):
     extractor = FeatureExtractor.from_preset(preset)
     rng = np.random.default_rng(1)
-    t = np.arange(3 * 16000) / 16000
-    clips = np.stack([0.4 * np.sin(2 * np.pi * 440 * t), 0.1 * rng.standard_normal(t.size)]).astype(
-        np.float32
-    )
+    sine = tone(440, 3.0, amplitude=0.4)
+    clips = np.stack([sine, 0.1 * rng.standard_normal(sine.size)]).astype(np.float32)
     ours = np.asarray(jax.jit(extract_features, static_argnums=1)(clips, extractor))
     output = extractor(clips, sampling_rate=16000, return_num_frames=True)
     reference, counts = output["input_values"], output["num_frames"]
@@ -74,7 +69,7 @@ def test_jax_extractor_matches_numpy_extractor(preset):
     scale, shift = 2 * extractor.std, extractor.mean / (2 * extractor.std)
     for i, count in enumerate(counts):
         np.testing.assert_allclose(ours[i, count:], reference[i, count:], atol=1e-7)
-        _assert_close_in_resolvable_range(
+        assert_close_in_resolvable_range(
             ours[i, :count] + shift, reference[i, :count] + shift, True, EXTRACTOR_TOL, scale
         )
 
@@ -94,16 +89,14 @@ def test_jax_fbank_rejects_short_input():
         jax_fbank(jnp.zeros(300), FbankOptions())
 
 
-def test_logits_from_waveforms_equals_extractor_then_model():
-    config = ASTConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+def test_logits_from_waveforms_equals_extractor_then_model(tiny_config, tiny_extractor):
+    config = dataclasses.replace(
+        tiny_config,
         intermediate_size=37,
-        max_length=128,
+        labels=("LABEL_0", "LABEL_1"),
         initializer_range=0.5,  # logits of order 1-10, so feature errors show
     )
-    extractor = FeatureExtractor.from_preset("speech_commands")
+    extractor = tiny_extractor
     model = ASTForAudioClassification(config)
     params = model.init(jax.random.key(0), jnp.zeros((1, 128, 128)))["params"]
     rng = np.random.default_rng(2)

@@ -10,10 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import tiny_checkpoint
 import torch
-from hf_models import features, hf_model, hf_outputs, save_hf
-from tiny_checkpoint import SMALL
 
 from ast_jax import ASTConfig, ASTForAudioClassification, ASTModel, load_pretrained
 from ast_jax.model.attention import PER_HEAD_MIN_TOKENS, attention_per_head
@@ -21,15 +18,16 @@ from ast_jax.model.layers import activation, layer_norm
 from ast_jax.model.params import build_model
 from ast_jax.runtime.batching import per_example
 
-# HF's own bar, atol = rtol = 1e-4 (AST_SPEC §6.3, §8.15). float32 in a different op order differs
-# by ~1e-7 relative; rtol matters for deep hidden states, whose magnitude grows layer by layer.
+# HF's own bar, atol = rtol = 1e-4, as in transformers' AST tests (docs/parity.md has the test
+# tolerances). float32 in a different op order differs by ~1e-7 relative; rtol matters for deep
+# hidden states, whose magnitude grows layer by layer.
 FLOAT32_TOL = 1e-4
 # bfloat16 keeps 8 significant bits (relative rounding 2^-9, ~0.2%). Rounding the inputs of every
 # matmul and the residual stream over 12 layers accumulates to ~1-2% of the logit scale (measured
 # 1.3% on the full-size model); 5% leaves headroom yet is far below what a real bug gives (O(100%)).
 BF16_REL_TOL = 0.05
 
-# name -> transformers config overrides of tests/hf_models.TINY
+# name -> transformers config overrides of the `hf_model` fixture's default (HF_TINY in conftest.py)
 PARITY_CONFIGS = {
     "strides_10_10": {"frequency_stride": 10, "time_stride": 10},
     "strides_12_12": {"frequency_stride": 12, "time_stride": 12},
@@ -42,7 +40,7 @@ PARITY_CONFIGS = {
     "relu": {"hidden_act": "relu"},
     "selu": {"hidden_act": "selu"},
     "no_labels": {"num_labels": 0},
-    # HF's modeling unit-test config (AST_SPEC §6.3): dropout 0.1, run deterministic.
+    # The config of transformers' AST modeling unit tests: dropout 0.1, run deterministic.
     "hf_unit_test": {
         "patch_size": 2,
         "max_length": 24,
@@ -80,10 +78,12 @@ def _check_parity(out, reference, hidden_reference) -> tuple[float, float]:
 
 @pytest.mark.parametrize("weights", ["safetensors", "bin"])
 @pytest.mark.parametrize("name", sorted(PARITY_CONFIGS))
-def test_parity_with_transformers(name, weights, tmp_path):
+def test_parity_with_transformers(
+    hf_model, save_hf, hf_outputs, random_features, name, weights, tmp_path
+):
     model = hf_model(**PARITY_CONFIGS[name])
     config, params = load_pretrained(save_hf(model, tmp_path, weights=weights))
-    x = features(config)
+    x = random_features(config)
     logits, hidden = hf_outputs(model, x)
     with jax.default_matmul_precision("float32"):
         out = _apply(params, x, config=config)
@@ -93,11 +93,13 @@ def test_parity_with_transformers(name, weights, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["strides_10_10", "speech_commands_128_35", "hf_unit_test"])
-def test_parity_with_transformers_per_head_attention(name, tmp_path):
+def test_parity_with_transformers_per_head_attention(
+    hf_model, save_hf, hf_outputs, random_features, name, tmp_path
+):
     """The CPU attention loop (taken by "auto" only for long sequences) against HF too."""
     model = hf_model(**PARITY_CONFIGS[name])
     config, params = load_pretrained(save_hf(model, tmp_path), attention="per_head")
-    x = features(config)
+    x = random_features(config)
     logits, hidden = hf_outputs(model, x)
     with jax.default_matmul_precision("float32"):
         out = _apply(params, x, config=config)
@@ -105,11 +107,13 @@ def test_parity_with_transformers_per_head_attention(name, tmp_path):
     print(f"{name}/per_head: max |logit diff| {logit_diff:.2e}, hidden {hidden_diff:.2e}")
 
 
-def test_backbone_parity_unprefixed_checkpoint(tmp_path):
+def test_backbone_parity_unprefixed_checkpoint(
+    hf_model, save_hf, hf_outputs, random_features, tmp_path
+):
     model = hf_model(with_head=False, frequency_stride=12, time_stride=9)
     config, params = load_pretrained(save_hf(model, tmp_path))
     assert "classifier" not in params
-    x = features(config)
+    x = random_features(config)
     last, hidden = hf_outputs(model, x)
     with jax.default_matmul_precision("float32"):
         out = _apply(params, x, config=config, with_head=False)
@@ -117,7 +121,9 @@ def test_backbone_parity_unprefixed_checkpoint(tmp_path):
     print(f"backbone: max |last hidden diff| {last_diff:.2e}, hidden {hidden_diff:.2e}")
 
 
-def test_full_size_parity_float32_and_bfloat16(tmp_path):
+def test_full_size_parity_float32_and_bfloat16(
+    hf_model, save_hf, hf_outputs, random_features, tmp_path
+):
     """The default (AudioSet 10/10, 527 classes) size once: float32 parity, then bfloat16."""
     model = hf_model(
         hidden_size=768,
@@ -130,7 +136,7 @@ def test_full_size_parity_float32_and_bfloat16(tmp_path):
     )
     config, params = load_pretrained(save_hf(model, tmp_path))
     assert config == ASTConfig(labels=config.labels)
-    x = features(config, batch=1)
+    x = random_features(config, batch=1)
     logits, hidden = hf_outputs(model, x)
     with jax.default_matmul_precision("float32"):
         out = _apply(params, x, config=config)
@@ -150,7 +156,7 @@ def test_full_size_parity_float32_and_bfloat16(tmp_path):
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
-def test_low_precision_tiny_within_tolerance_and_top1(dtype):
+def test_low_precision_tiny_within_tolerance_and_top1(random_features, dtype):
     config = ASTConfig(
         hidden_size=64,
         num_hidden_layers=4,
@@ -161,8 +167,9 @@ def test_low_precision_tiny_within_tolerance_and_top1(dtype):
         labels=[str(i) for i in range(35)],
         initializer_range=0.2,  # large head weights: well separated logits, a meaningful top-1
     )
-    params = ASTForAudioClassification(config).init(jax.random.key(1), features(config))["params"]
-    x = features(config, batch=8)
+    init_features = random_features(config)
+    params = ASTForAudioClassification(config).init(jax.random.key(1), init_features)["params"]
+    x = random_features(config, batch=8)
     with jax.default_matmul_precision("float32"):
         ref = np.asarray(_apply(params, x, config=config).logits)
     low = _apply(params, x, config=dataclasses.replace(config, dtype=dtype)).logits
@@ -173,8 +180,6 @@ def test_low_precision_tiny_within_tolerance_and_top1(dtype):
 
 
 # ---- behaviour on a tiny random Flax model ------------------------------------------------
-
-TINY = SMALL
 
 
 def _qkv(shape, dtype, seed=0):
@@ -213,9 +218,11 @@ def test_attention_per_head_bfloat16_close_to_float32():
     ("per_head", 128, True),
     ("xla", 1024, False),
 ])  # fmt: skip
-def test_attention_choice(attention, max_length, loops):
+def test_attention_choice(small_config, attention, max_length, loops):
     # 3 x 101 patches at 1024 frames, 3 x 12 at 128
-    config = dataclasses.replace(TINY, num_mel_bins=40, max_length=max_length, attention=attention)
+    config = dataclasses.replace(
+        small_config, num_mel_bins=40, max_length=max_length, attention=attention
+    )
     assert (config.seq_len >= PER_HEAD_MIN_TOKENS) == (max_length == 1024)
     model = ASTForAudioClassification(config)
     x = jnp.zeros((1, config.max_length, config.num_mel_bins))
@@ -225,34 +232,38 @@ def test_attention_choice(attention, max_length, loops):
 
 
 @pytest.fixture(scope="module")
-def small_params():
-    return tiny_checkpoint.tiny_params(config=TINY)
+def small_params(tiny_params, small_config):
+    return tiny_params(config=small_config)
 
 
 @pytest.mark.parametrize("shape", [(2, 40, 21), (2, 41, 20), (40, 20), (1, 2, 40, 20)])
-def test_wrong_input_shape_raises(small_params, shape):
+def test_wrong_input_shape_raises(small_config, small_params, shape):
     with pytest.raises(ValueError, match=r"\(B, max_length, num_mel_bins\) = \(B, 40, 20\)"):
-        ASTForAudioClassification(TINY).apply({"params": small_params}, np.zeros(shape, np.float32))
+        ASTForAudioClassification(small_config).apply(
+            {"params": small_params}, np.zeros(shape, np.float32)
+        )
 
 
-def test_outputs_and_pooler(small_params):
-    x = features(TINY, batch=3)
-    out = ASTForAudioClassification(TINY).apply({"params": small_params}, x)
+def test_outputs_and_pooler(small_config, small_params, random_features):
+    x = random_features(small_config, batch=3)
+    out = ASTForAudioClassification(small_config).apply({"params": small_params}, x)
     assert out.logits.shape == (3, 3) and out.hidden_states is None
-    backbone = ASTModel(TINY).apply(
+    backbone = ASTModel(small_config).apply(
         {"params": small_params["backbone"]}, x, output_hidden_states=True
     )
-    assert backbone.last_hidden_state.shape == (3, TINY.seq_len, 16)
-    assert len(backbone.hidden_states) == TINY.num_hidden_layers + 1
+    assert backbone.last_hidden_state.shape == (3, small_config.seq_len, 16)
+    assert len(backbone.hidden_states) == small_config.num_hidden_layers + 1
     pooled = (backbone.last_hidden_state[:, 0] + backbone.last_hidden_state[:, 1]) / 2
     np.testing.assert_array_equal(backbone.pooler_output, pooled)
 
 
-def test_per_example_step_equals_the_batched_step(small_params):
-    x = np.random.default_rng(3).normal(size=(3, TINY.max_length, TINY.num_mel_bins))
+def test_per_example_step_equals_the_batched_step(small_config, small_params):
+    x = np.random.default_rng(3).normal(
+        size=(3, small_config.max_length, small_config.num_mel_bins)
+    )
 
     def step(params, x):
-        out = ASTForAudioClassification(TINY).apply(
+        out = ASTForAudioClassification(small_config).apply(
             {"params": params}, x, output_hidden_states=True
         )
         return {"logits": out.logits, "hidden": out.hidden_states}
@@ -265,19 +276,21 @@ def test_per_example_step_equals_the_batched_step(small_params):
         np.testing.assert_allclose(ours, theirs, atol=1e-5, rtol=1e-5)
 
 
-def test_batch_equals_per_row_loop(small_params):
-    x = features(TINY, batch=4)
-    model = ASTForAudioClassification(TINY)
+def test_batch_equals_per_row_loop(small_config, small_params, random_features):
+    x = random_features(small_config, batch=4)
+    model = ASTForAudioClassification(small_config)
     with jax.default_matmul_precision("float32"):
         batched = model.apply({"params": small_params}, x).logits
         rows = [model.apply({"params": small_params}, x[i : i + 1]).logits[0] for i in range(4)]
     np.testing.assert_allclose(batched, np.stack(rows), atol=1e-6)
 
 
-def test_dropout_only_when_not_deterministic(small_params):
-    config = dataclasses.replace(TINY, hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.3)
+def test_dropout_only_when_not_deterministic(small_config, small_params, random_features):
+    config = dataclasses.replace(
+        small_config, hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.3
+    )
     model = ASTForAudioClassification(config)
-    x = features(config)
+    x = random_features(config)
     variables = {"params": small_params}
     eval_a = model.apply(variables, x).logits
     eval_b = model.apply(variables, x, rngs={"dropout": jax.random.key(5)}).logits
@@ -292,17 +305,17 @@ def test_dropout_only_when_not_deterministic(small_params):
         model.apply(variables, x, deterministic=False)
 
 
-def test_param_tree_names_and_dtypes(small_params):
+def test_param_tree_names_and_dtypes(small_config, small_params, random_features):
     flat = jax.tree_util.tree_flatten_with_path(small_params)[0]
     paths = {"/".join(k.key for k in path): leaf for path, leaf in flat}
     assert paths["backbone/layer_1/attention/qkv/kernel"].shape == (16, 48)
     assert paths["backbone/embeddings/patch_projection/kernel"].shape == (16, 16, 1, 16)
-    assert paths["backbone/embeddings/position_embeddings"].shape == (1, TINY.seq_len, 16)
+    assert paths["backbone/embeddings/position_embeddings"].shape == (1, small_config.seq_len, 16)
     assert paths["classifier/dense/kernel"].shape == (16, 3)
     assert {leaf.dtype for leaf in paths.values()} == {jnp.dtype(jnp.float32)}
-    bf16_params = ASTForAudioClassification(dataclasses.replace(TINY, dtype="bfloat16")).init(
-        jax.random.key(0), features(TINY, batch=1)
-    )["params"]
+    bf16_params = ASTForAudioClassification(
+        dataclasses.replace(small_config, dtype="bfloat16")
+    ).init(jax.random.key(0), random_features(small_config, batch=1))["params"]
     assert {leaf.dtype for leaf in jax.tree.leaves(bf16_params)} == {jnp.dtype(jnp.float32)}
 
 
@@ -343,14 +356,14 @@ LAYER_NORM_TOL = 1e-3
 
 
 @pytest.mark.parametrize(("offset", "spread"), [(1e3, 1.0), (0.0, 1e-5)])
-def test_layer_norm_matches_torch(offset, spread):
+def test_layer_norm_matches_torch(small_config, offset, spread):
     rng = np.random.default_rng(0)
     x = (offset + spread * rng.standard_normal((4, 64))).astype(np.float32)
     scale, bias = (
         rng.standard_normal(64).astype(np.float32),
         rng.standard_normal(64).astype(np.float32),
     )
-    norm = layer_norm(TINY, "ln")
+    norm = layer_norm(small_config, "ln")
     ours = norm.apply({"params": {"scale": scale, "bias": bias}}, x)
     expected = torch.nn.functional.layer_norm(
         torch.from_numpy(x), (64,), torch.from_numpy(scale), torch.from_numpy(bias), eps=1e-12

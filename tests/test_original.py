@@ -1,5 +1,6 @@
 """Original YuanGongND/ast `.pth` checkpoints: direct conversion against a PyTorch restatement of
-the original forward pass (timm 0.4.5 DeiT blocks, AST_SPEC §4.9), config inference, safe reads."""
+the original forward pass (timm 0.4.5 DeiT blocks), config inference, safe reads. The format and its
+key map: docs/checkpoints.md."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ast_jax import ASTForAudioClassification, load_pretrained, save_pretrained
+from ast_jax import ASTConfig, ASTForAudioClassification, load_pretrained, save_pretrained
 from ast_jax.checkpoints.keymaps import params_from_original
 from ast_jax.checkpoints.original import load_original, original_config
 from ast_jax.checkpoints.torch_pickle import UnsafePickleError
@@ -68,7 +69,8 @@ def original_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def original_forward(sd: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """The original AST forward (AST_SPEC §4.2-4.5, §4.9), restated: `(B, T, F)` -> `(B, C)`.
+    """The original AST forward (`ASTModel.forward` of YuanGongND/ast), restated: `(B, T, F)` ->
+    `(B, C)`.
 
     timm 0.4.5 `Block`: x + attn(norm1(x)), x + mlp(norm2(x)); fused qkv split `(B, N, 3, H, K)`;
     exact GELU; LayerNorm eps 1e-6; head LayerNorm eps 1e-5 then Linear; pooled (cls + dist) / 2.
@@ -106,8 +108,8 @@ def pth(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def features():
-    return np.random.default_rng(0).normal(0, 0.5, (2, T_FRAMES, F_BINS)).astype(np.float32)
+def features(random_features):
+    return random_features(ASTConfig(max_length=T_FRAMES, num_mel_bins=F_BINS))  # (2, T, F)
 
 
 def _logits(config, params, x):

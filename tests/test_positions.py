@@ -1,5 +1,6 @@
-"""Position-table adaptation: PyTorch's bilinear interpolate, the original cut rules on the spec's
-examples, the grid layout, the prefix rule, and `load_pretrained(max_length=...)`."""
+"""Position-table adaptation: PyTorch's bilinear interpolate, the original cut rules on the grids of
+the published configurations, the grid layout, the prefix rule, and
+`load_pretrained(max_length=...)` (docs/checkpoints.md, positions)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_checkpoint import CONFIG, save_tiny, tiny_params
 
 from ast_jax import ASTConfig, ASTModel, load_pretrained
 from ast_jax.model.positions import (
@@ -51,7 +51,7 @@ def test_bilinear_resize_matches_torch_interpolate(source, size):
 
 @pytest.mark.parametrize(
     "t_dim, columns",
-    [(50, (25, 75)), (9, (46, 55)), (101, (0, 101))],  # ESC-50, T=100, identity (AST_SPEC §5.4)
+    [(50, (25, 75)), (9, (46, 55)), (101, (0, 101))],  # ESC-50, T=100, identity
 )
 def test_audioset_rule_cuts_time_from_the_middle(t_dim, columns):
     grid = _index_grid(3, 12, 101)
@@ -127,36 +127,37 @@ def test_prefix_rule_keeps_the_first_columns():
     np.testing.assert_array_equal(grid, table[0, 2:].reshape(12, 101, 4)[:, :30])
 
 
-def test_prefix_positions_put_a_short_clip_where_padding_puts_it():
+def test_prefix_positions_put_a_short_clip_where_padding_puts_it(tiny_config, tiny_params):
     """Embeddings of an unpadded short clip = the padded clip's embeddings at the kept tokens."""
-    short = dataclasses.replace(CONFIG, max_length=56)  # t_dim 5 of 12
+    short = dataclasses.replace(tiny_config, max_length=56)  # t_dim 5 of 12
     params = tiny_params()["backbone"]
     params["embeddings"]["position_embeddings"] = (
-        np.random.default_rng(5).standard_normal((1, CONFIG.seq_len, 32)).astype(np.float32)
+        np.random.default_rng(5).standard_normal((1, tiny_config.seq_len, 32)).astype(np.float32)
     )
     x = np.random.default_rng(6).standard_normal((2, 128, 128)).astype(np.float32)
     x[:, 56:] = -1.0  # padding after the clip
-    padded = ASTModel(CONFIG).apply({"params": params}, x, output_hidden_states=True)
-    adapted = adapt_params(params, CONFIG, short, rule="prefix")
+    padded = ASTModel(tiny_config).apply({"params": params}, x, output_hidden_states=True)
+    adapted = adapt_params(params, tiny_config, short, rule="prefix")
     unpadded = ASTModel(short).apply({"params": adapted}, x[:, :56], output_hidden_states=True)
-    kept = prefix_position_indices(CONFIG, short)
+    kept = prefix_position_indices(tiny_config, short)
     np.testing.assert_allclose(
         unpadded.hidden_states[0], padded.hidden_states[0][:, kept], rtol=0, atol=1e-6
     )
 
 
-def test_load_pretrained_adapts_to_another_length(tmp_path):
-    checkpoint = save_tiny(tmp_path / "tiny")
-    config, params = load_pretrained(checkpoint, max_length=64)
-    assert config == dataclasses.replace(CONFIG, max_length=64)
+def test_load_pretrained_adapts_to_another_length(tiny_config, tiny_params, tiny_checkpoint):
+    config, params = load_pretrained(tiny_checkpoint, max_length=64)
+    assert config == dataclasses.replace(tiny_config, max_length=64)
     table = tiny_params()["backbone"]["embeddings"]["position_embeddings"]
     expected = adapt_position_embeddings(
-        table, (CONFIG.f_dim, CONFIG.t_dim), (config.f_dim, config.t_dim), rule="audioset"
+        table, (tiny_config.f_dim, tiny_config.t_dim), (config.f_dim, config.t_dim), rule="audioset"
     )
     got = params["backbone"]["embeddings"]["position_embeddings"]
     np.testing.assert_array_equal(got, expected)
     assert got.shape == (1, config.seq_len, 32)
-    _, longer = load_pretrained(checkpoint, max_length=256, num_mel_bins=160, positions="imagenet")
+    _, longer = load_pretrained(
+        tiny_checkpoint, max_length=256, num_mel_bins=160, positions="imagenet"
+    )
     assert longer["backbone"]["embeddings"]["position_embeddings"].shape[1] == 2 + 15 * 25
 
 
@@ -180,7 +181,7 @@ def test_bucketed_length(frames, bucket, length):
     assert t_dim >= min((frames - 1) // 10 + 1, config.t_dim)
 
 
-def test_errors_name_the_value():
+def test_errors_name_the_value(tiny_config, tiny_params):
     grid = np.zeros((2, 12, 101), np.float32)
     with pytest.raises(ValueError, match="rule must be one of"):
         adapt_grid(grid, (12, 50), rule="nearest")
@@ -190,7 +191,10 @@ def test_errors_name_the_value():
         adapt_position_embeddings(np.zeros((1, 1000, 4)), (12, 101), (12, 50), rule="audioset")
     with pytest.raises(ValueError, match=r"only .* may differ"):
         adapt_params(
-            tiny_params(), CONFIG, dataclasses.replace(CONFIG, hidden_size=64), rule="audioset"
+            tiny_params(),
+            tiny_config,
+            dataclasses.replace(tiny_config, hidden_size=64),
+            rule="audioset",
         )
     with pytest.raises(ValueError, match="size must be two ints"):
         bilinear_resize(grid, (0, 4))

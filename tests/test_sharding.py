@@ -13,7 +13,6 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from tiny_checkpoint import CONFIG
 
 from ast_jax.model.attention import PER_HEAD_MIN_TOKENS, resolve_attention
 from ast_jax.runtime.sharding import (
@@ -25,7 +24,7 @@ from ast_jax.runtime.sharding import (
     replicate,
 )
 
-TESTS = Path(__file__).parent
+ROOT = Path(__file__).parents[1]
 # Every row goes through the same per-example computation on each device; only XLA's matmul blocking
 # for a different per-device batch moves the last float32 bits (seen: 2e-8 on scores, 6e-7 on
 # token states of magnitude ~1).
@@ -48,13 +47,13 @@ def test_mesh_helpers_on_one_device():
         data_mesh([])
 
 
-def test_resolve_attention_for_a_mesh_keeps_explicit_choices():
+def test_resolve_attention_for_a_mesh_keeps_explicit_choices(tiny_config):
     one = data_mesh(jax.local_devices()[:1])
-    assert CONFIG.seq_len >= PER_HEAD_MIN_TOKENS  # long enough for the per-head loop on a CPU
-    assert resolve_attention(CONFIG, mesh=one).attention == "per_head"
-    assert resolve_attention(CONFIG, platform="tpu").attention == "xla"
-    assert resolve_attention(CONFIG, platform="gpu").attention == "xla"
-    per_head = dataclasses.replace(CONFIG, attention="per_head")
+    assert tiny_config.seq_len >= PER_HEAD_MIN_TOKENS  # long enough for the per-head loop on a CPU
+    assert resolve_attention(tiny_config, mesh=one).attention == "per_head"
+    assert resolve_attention(tiny_config, platform="tpu").attention == "xla"
+    assert resolve_attention(tiny_config, platform="gpu").attention == "xla"
+    per_head = dataclasses.replace(tiny_config, attention="per_head")
     assert resolve_attention(per_head, mesh=one) is per_head
 
 
@@ -63,16 +62,19 @@ _SCRIPT = textwrap.dedent(
     import json, sys
     import jax
     import numpy as np
-    from tiny_checkpoint import CONFIG, EXTRACTOR, tiny_params, tone
-    from ast_jax import AudioClassifier, data_mesh
+    from ast_jax import AudioClassifier, data_mesh, load_feature_extractor, load_pretrained
 
-    clips = [tone(200.0 + 100 * i, 0.4 * i + 0.3) for i in range(9)]  # 1 to 3 windows each
-    sharded = AudioClassifier(CONFIG, tiny_params(), EXTRACTOR, batch_size=5)
+    # argv: a checkpoint directory, an .npz of the clips
+    config, params = load_pretrained(sys.argv[1])
+    extractor = load_feature_extractor(sys.argv[1])
+    with np.load(sys.argv[2]) as archive:
+        clips = [archive[f"arr_{i}"] for i in range(len(archive.files))]
+    sharded = AudioClassifier(config, params, extractor, batch_size=5)
     single = AudioClassifier(
-        CONFIG, tiny_params(), EXTRACTOR, batch_size=5, mesh=data_mesh(jax.devices()[:1])
+        config, params, extractor, batch_size=5, mesh=data_mesh(jax.devices()[:1])
     )
     step_output = sharded._step("classify")(sharded._params, sharded._device_batch(
-        np.zeros((1, CONFIG.max_length, CONFIG.num_mel_bins), np.float32)))["scores"]
+        np.zeros((1, config.max_length, config.num_mel_bins), np.float32)))["scores"]
     def scores(classifier):
         return np.concatenate([r.window_scores for r in classifier.classify(clips)]).tolist()
     def embeddings(classifier):
@@ -91,14 +93,16 @@ _SCRIPT = textwrap.dedent(
 )
 
 
-def test_sharded_equals_single_device_on_8_cpu_devices():
+def test_sharded_equals_single_device_on_8_cpu_devices(tiny_checkpoint, tone, tmp_path):
+    clips = [tone(200.0 + 100 * i, 0.4 * i + 0.3) for i in range(9)]  # 1 to 3 windows each
+    np.savez(tmp_path / "clips.npz", *clips)
     env = {
         **os.environ,
         "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
         "JAX_PLATFORMS": "cpu",
-        "PYTHONPATH": str(TESTS),
+        "PYTHONPATH": str(ROOT),
     }
-    command = [sys.executable, "-c", _SCRIPT]
+    command = [sys.executable, "-c", _SCRIPT, str(tiny_checkpoint), str(tmp_path / "clips.npz")]
     run = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout.splitlines()[-1])

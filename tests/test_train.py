@@ -9,7 +9,6 @@ import optax
 import pytest
 import torch
 from flax.traverse_util import flatten_dict
-from train_fixtures import EXTRACTOR, TINY, init_params, synthetic
 
 from ast_jax.checkpoints.pretrained import load_pretrained
 from ast_jax.model.modules import ASTForAudioClassification
@@ -98,25 +97,29 @@ def test_schedule_warmup_stairs_and_epoch_decay():
     np.testing.assert_allclose(decayed, [1.0, 1.0, 0.5, 0.25], rtol=FLOAT32_TOL)
 
 
-def _plain_step(config, optimizer, params):
-    model = ASTForAudioClassification(TINY)
+def _plain_step(model_config, config, optimizer, params):
+    model = ASTForAudioClassification(model_config)
     step = make_train_step(
         model, optimizer, config, problem_type="single_label_classification", mean=-8.0, std=2.0
     )
     return step, optimizer.init(params)
 
 
-def test_gradient_accumulation_equals_one_big_batch():
-    features, targets = synthetic(16, seed=2)
+def test_gradient_accumulation_equals_one_big_batch(
+    trainable_config, trainable_params, synthetic_task
+):
+    features, targets = synthetic_task(16, seed=2)
     no_augment = dict(freqm=0, timem=0, warmup_steps=0, learning_rate=1.0, eps=1.0)
     big = TrainConfig(batch_size=16, **no_augment)
     small = TrainConfig(batch_size=8, accumulate=2, **no_augment)
     key = jax.random.key(0)
 
-    step, state = _plain_step(big, make_optimizer(big, 10), init_params())
-    expected, _, _ = step(init_params(), state, _batch(features, targets), key)
-    step, state = _plain_step(small, make_optimizer(small, 10), init_params())
-    params = init_params()
+    step, state = _plain_step(trainable_config, big, make_optimizer(big, 10), trainable_params())
+    expected, _, _ = step(trainable_params(), state, _batch(features, targets), key)
+    step, state = _plain_step(
+        trainable_config, small, make_optimizer(small, 10), trainable_params()
+    )
+    params = trainable_params()
     for half in (slice(0, 8), slice(8, 16)):
         params, state, _ = step(params, state, _batch(features[half], targets[half]), key)
     for name, value in _flat(expected).items():
@@ -138,15 +141,24 @@ MARGIN = 0.4
 
 
 @pytest.fixture(scope="module")
-def task():
-    return synthetic(192, seed=0), synthetic(48, seed=1)
+def task(synthetic_task):
+    return synthetic_task(192, seed=0), synthetic_task(48, seed=1)
 
 
 @pytest.fixture(scope="module")
-def full_run(task, tmp_path_factory):
+def full_run(trainable_config, trainable_params, trainable_extractor, task, tmp_path_factory):
     out = tmp_path_factory.mktemp("full")
     train, val = task
-    return out, fit(TINY, init_params(), EXTRACTOR, train, val, TRAIN, out, progress=False)
+    return out, fit(
+        trainable_config,
+        trainable_params(),
+        trainable_extractor,
+        train,
+        val,
+        TRAIN,
+        out,
+        progress=False,
+    )
 
 
 def test_loss_falls_and_accuracy_rises(full_run):
@@ -160,10 +172,10 @@ def test_loss_falls_and_accuracy_rises(full_run):
         assert (out / name).stat().st_size > 0
 
 
-def test_saved_models_load(full_run):
+def test_saved_models_load(trainable_config, full_run):
     out, result = full_run
     config, params = load_pretrained(out / "model")
-    assert config.labels == TINY.labels
+    assert config.labels == trainable_config.labels
     for name, value in _flat(result.params).items():
         np.testing.assert_array_equal(_flat(params)[name], value)
     _, averaged = load_pretrained(out / "model_wa")
@@ -171,13 +183,15 @@ def test_saved_models_load(full_run):
         np.testing.assert_array_equal(_flat(averaged)[name], value)
 
 
-def test_resume_equals_uninterrupted_run(task, full_run, tmp_path):
+def test_resume_equals_uninterrupted_run(
+    trainable_config, trainable_params, trainable_extractor, task, full_run, tmp_path
+):
     _, uninterrupted = full_run
     train, val = task
     fit(
-        TINY,
-        init_params(),
-        EXTRACTOR,
+        trainable_config,
+        trainable_params(),
+        trainable_extractor,
         train,
         val,
         dataclasses.replace(TRAIN, epochs=10),
@@ -187,9 +201,9 @@ def test_resume_equals_uninterrupted_run(task, full_run, tmp_path):
     changed = dataclasses.replace(TRAIN, learning_rate=1e-3)
     with pytest.raises(ValueError, match="learning_rate"):  # only `epochs` may change
         fit(
-            TINY,
-            init_params(),
-            EXTRACTOR,
+            trainable_config,
+            trainable_params(),
+            trainable_extractor,
             train,
             val,
             changed,
@@ -198,7 +212,15 @@ def test_resume_equals_uninterrupted_run(task, full_run, tmp_path):
             progress=False,
         )
     resumed = fit(
-        TINY, init_params(), EXTRACTOR, train, val, TRAIN, tmp_path, resume=True, progress=False
+        trainable_config,
+        trainable_params(),
+        trainable_extractor,
+        train,
+        val,
+        TRAIN,
+        tmp_path,
+        resume=True,
+        progress=False,
     )
     # Same batches, keys and optimiser state: bit-exact on one CPU device.
     for name, value in _flat(uninterrupted.params).items():
