@@ -4,7 +4,7 @@
 Usage (from a fresh clone, with only ``python3`` present):
 
     python3 tasks.py run     # install ast-jax into .venv, classify the bundled example clips
-    python3 tasks.py test    # install ast-jax with its test extras into .venv, lint, run the tests
+    python3 tasks.py test    # install ast-jax with its test and export extras, lint, run the tests
     python3 tasks.py bench   # install the benchmark extras, run every benchmark, write RESULTS.md
 
 Everything is installed from the project's own ``pyproject.toml``; nothing is assumed preinstalled.
@@ -43,14 +43,14 @@ def run() -> None:
 
 
 def test() -> None:
-    _setup("test")
+    _setup("test,export")  # export: the ONNX converter and runtime the export tests use
     _run(BIN / "ruff", "format", "--check", ".")
     _run(BIN / "ruff", "check", ".")
     _run(BIN / "python", "-m", "pytest", "-q")
 
 
 def bench() -> None:
-    _setup("test,bench")
+    _setup("test,export,bench")
     _run(BIN / "python", ROOT / "benchmarks" / "run_all.py", *sys.argv[2:])
 
 

@@ -245,6 +245,49 @@ def _classify(folder: Path) -> list[str]:
     ]
 
 
+def export_section(rows: list[dict], title: str = "## CPU: exported artifacts") -> list[str]:
+    """The `bench_export.py` rows as a section (nothing when there are none)."""
+    if not rows:
+        return []
+    sizes = {
+        (row["model"], row["backend"]): row for row in rows if row["artifact_bytes"] is not None
+    }
+    return [
+        title,
+        "",
+        "Waveforms -> logits on this CPU (`bench_export.py`): `jax` is "
+        "`ast_jax.logits_from_waveforms` jitted (params as arguments), `stablehlo` the "
+        "`ast-jax export` artifact (cpu/cuda/tpu, parameters baked in) deserialized and jitted, "
+        "`onnxruntime` the ONNX artifact (CPU provider, default threads). ms per clip: median of "
+        "interleaved rounds; `x jax` is the row's time over jax's (> 1: slower); max diff: largest "
+        "logit difference from jax.",
+        "",
+        *_table(
+            ["model", "backend", "batch", "ms/clip", "x jax", "max diff", "load"],
+            [
+                [
+                    row["model"],
+                    row["backend"],
+                    str(row["batch_size"]),
+                    _f(row["ms_per_clip"], 2),
+                    _f(row["ratio_to_jax"], 2),
+                    f"{row['max_abs_diff_vs_jax']:.1e}",
+                    _f(row["load_average"], 2),
+                ]
+                for row in rows
+            ],
+        ),
+        "",
+        "Artifacts: "
+        + "; ".join(
+            f"{model} {backend} {row['artifact_bytes'] / 1e6:.1f} MB "
+            f"(exported in {row['export_s']:.1f} s)"
+            for (model, backend), row in sizes.items()
+        )
+        + ".",
+    ]
+
+
 def _accelerator(path: Path, flags_path: Path) -> tuple[list[str], list[str]]:
     if not path.is_file():
         return ["## Accelerator", "", "No accelerator run recorded."], []
@@ -443,6 +486,8 @@ def render(folder: Path, run: dict, accelerator: Path, flags: Path) -> str:
         *feature_lines,
         "",
         *_classify(folder),
+        "",
+        *export_section(_read_jsonl(folder / "export.jsonl")),
         "",
         *acc_lines,
     ]

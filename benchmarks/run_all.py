@@ -42,6 +42,8 @@ def _steps(quick: bool, gpu: bool, smoke: bool) -> list[tuple[str, list[str]]]:
             ("features", ["bench_features.py", "--batch-sizes", "2", "--repeats", "1"]),
             ("classify", ["bench_classify.py", "--clips", "2", "--repeats", "1", "--models",
                           "kws12", "tiny"]),
+            ("export", ["bench_export.py", "--models", "kws12", "--batch-sizes", "1",
+                        "--repeats", "1"]),
         ]  # fmt: skip
     model_1_8 = ["bench_model.py", "--batch-sizes", "1", "8", "--repeats", "3" if quick else "5"]
     steps = [
@@ -49,6 +51,8 @@ def _steps(quick: bool, gpu: bool, smoke: bool) -> list[tuple[str, list[str]]]:
         ("model", model_1_8),
         ("features", ["bench_features.py", "--batch-sizes", "1", "32"]),
         ("classify", ["bench_classify.py", "--clips", "16", "--repeats", "2"]),
+        # onnxruntime and the StableHLO artifact vs jitted JAX, kws12 and full size: ~4 min
+        ("export", ["bench_export.py", "--repeats", "3" if quick else "5"]),
     ]
     if not quick:  # batch 32: ~40 s per call and backend on 2 cores
         batch_32 = ["bench_model.py", "--batch-sizes", "32", "--repeats", "2", "--warmup", "0"]

@@ -109,3 +109,40 @@ def test_logits_from_waveforms_equals_extractor_then_model(tiny_config, tiny_ext
     np.testing.assert_allclose(ours, reference, atol=LOGITS_TOL, rtol=0)
     with pytest.raises(ValueError, match="model takes"):
         logits_from_waveforms(params, waveforms, config, FeatureExtractor())
+
+
+@pytest.mark.parametrize("dft", ["fft", "matmul"])
+def test_jax_extractor_with_lengths_equals_numpy_extractor_on_each_clip(
+    tone, assert_close_in_resolvable_range, dft
+):
+    """Clips padded to one length, with their lengths: each row gets the features of the clip
+    alone (frames past its end are padding rows). "matmul" (the DFT as products with cosine and
+    sine tables, for ONNX) is held to the same rule as the FFT."""
+    extractor = FeatureExtractor.from_preset("speech_commands")  # 128 frames: 20,720 samples
+    rng = np.random.default_rng(4)
+    clips = [
+        tone(440, 1.0, amplitude=0.4),
+        (0.1 * rng.standard_normal(20720 + 300)).astype(np.float32),
+        tone(1000, 0.2),
+        tone(200, 0.02),  # 320 samples: shorter than one 400-sample frame, all padding
+    ]
+    waveforms = np.zeros((len(clips), 20720 + 300), np.float32)
+    for row, clip in enumerate(clips):
+        waveforms[row, : clip.size] = clip
+    lengths = np.array([clip.size for clip in clips], np.int32)
+    waveforms[2, lengths[2] :] = 0.7  # padding of any value is ignored
+    run = jax.jit(extract_features, static_argnums=1, static_argnames="dft")
+    ours = np.asarray(run(waveforms, extractor, lengths=lengths, dft=dft))
+    output = extractor(clips[:3], sampling_rate=16000, return_num_frames=True)
+    reference, counts = output["input_values"], output["num_frames"]
+    assert list(counts) == [98, 128, 18]
+    scale, shift = 2 * extractor.std, extractor.mean / (2 * extractor.std)
+    for i, count in enumerate(counts):
+        np.testing.assert_allclose(ours[i, count:], reference[i, count:], atol=1e-7)
+        assert_close_in_resolvable_range(
+            ours[i, :count] + shift, reference[i, :count] + shift, True, EXTRACTOR_TOL, scale
+        )
+    padding = (extractor.padding_value - extractor.mean) / (2 * extractor.std)
+    np.testing.assert_allclose(ours[3], padding, atol=1e-7)
+    with pytest.raises(ValueError, match="dft must be"):
+        jax_fbank(waveforms, extractor.fbank_options, dft="dct")

@@ -212,23 +212,30 @@ def test_attention_per_head_bfloat16_close_to_float32():
     np.testing.assert_allclose(out.astype(jnp.float32), reference, atol=0.1)
 
 
-@pytest.mark.parametrize(("attention", "max_length", "loops"), [
-    ("auto", 1024, True),  # 1214 tokens on a CPU
-    ("auto", 128, False),
-    ("per_head", 128, True),
-    ("xla", 1024, False),
+@pytest.mark.parametrize(("attention", "max_length", "loop_on"), [
+    ("auto", 1024, {"cpu"}),  # 1214 tokens: the per-head loop on a CPU only
+    ("auto", 128, set()),
+    ("per_head", 128, {"cpu", "cuda", "tpu"}),
+    ("xla", 1024, set()),
 ])  # fmt: skip
-def test_attention_choice(small_config, attention, max_length, loops):
+def test_attention_choice(small_config, attention, max_length, loop_on):
     # 3 x 101 patches at 1024 frames, 3 x 12 at 128
     config = dataclasses.replace(
         small_config, num_mel_bins=40, max_length=max_length, attention=attention
     )
     assert (config.seq_len >= PER_HEAD_MIN_TOKENS) == (max_length == 1024)
     model = ASTForAudioClassification(config)
-    x = jnp.zeros((1, config.max_length, config.num_mel_bins))
+    x = jax.ShapeDtypeStruct((1, config.max_length, config.num_mel_bins), jnp.float32)
     params = jax.eval_shape(model.init, jax.random.key(0), x)
-    jaxpr = str(jax.make_jaxpr(model.apply)(params, x))
-    assert ("scan" in jaxpr or "while" in jaxpr) == loops
+    apply = jax.jit(model.apply)
+    # The program lowered for each platform, from this CPU host: "auto" is decided per platform
+    # inside the program (the loop over heads is a stablehlo.while), never from the host.
+    for platform in ("cpu", "cuda", "tpu"):
+        text = jax.export.export(apply, platforms=(platform,))(params, x).mlir_module()
+        assert ("stablehlo.while" in text) == (platform in loop_on), platform
+    # jit on this host lowers for its backend and takes the same branch.
+    text = apply.lower(params, x).as_text()
+    assert ("stablehlo.while" in text) == (jax.default_backend() in loop_on)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from ast_jax.model.attention import PER_HEAD_MIN_TOKENS, resolve_attention
+from ast_jax.model.attention import PER_HEAD_MIN_TOKENS, attention_rule, resolve_attention
 from ast_jax.runtime.sharding import (
     DATA_AXIS,
     batch_sharding,
@@ -55,6 +55,11 @@ def test_resolve_attention_for_a_mesh_keeps_explicit_choices(tiny_config):
     assert resolve_attention(tiny_config, platform="gpu").attention == "xla"
     per_head = dataclasses.replace(tiny_config, attention="per_head")
     assert resolve_attention(per_head, mesh=one) is per_head
+    # The pipelines' resolution and the model's per-platform "auto" ask the same rule.
+    for platform, name in [("cpu", "cpu"), ("gpu", "cuda"), ("cuda", "cuda"), ("tpu", "tpu")]:
+        chosen = resolve_attention(tiny_config, platform=platform).attention
+        assert chosen == attention_rule(tiny_config, name)
+    assert attention_rule(tiny_config, "cpu", devices=8) == "xla"  # a split batch stays fused
 
 
 _SCRIPT = textwrap.dedent(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from ast_jax.cli import convert, features, inference, train
+from ast_jax.cli import convert, export, features, inference, train
 from ast_jax.cli.common import EXIT_CANNOT_RUN, CommandError, report, split_model
 
 __all__ = ["main"]
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     inference.add_commands(commands)
     features.add_commands(commands)
     convert.add_commands(commands)
+    export.add_commands(commands)
     train.add_commands(commands)
     return parser
 

@@ -7,7 +7,11 @@ the NumPy module (``FbankOptions``), and all shapes are static: a batch of equal
 ``(B, S)`` gives ``(B, T, F)``.
 
 Arithmetic is float32 (as torchaudio's), so bands more than ~70 dB below a frame's strongest band
-carry FFT rounding; elsewhere the result matches the NumPy extractor to float32 precision.
+carry FFT rounding; elsewhere the result matches the NumPy extractor to float32 precision. The
+power spectrum is ``re**2 + im**2`` of the DFT, as the NumPy path computes it. The DFT is
+``jnp.fft.rfft`` (``dft="fft"``) or, for converters without a usable FFT (ONNX through jax2onnx),
+two float32 matrix products with cosine and sine tables (``dft="matmul"``; rounding up to a few
+times the FFT's, far below the 5e-4 that exported logits are held to).
 
 Shape legend: B batch, S samples, T frames, L samples per frame, K FFT bins, F mel bins.
 """
@@ -15,7 +19,9 @@ Shape legend: B batch, S samples, T frames, L samples per frame, K FFT bins, F m
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -46,8 +52,39 @@ def _log_energy(frames: jax.Array, energy_floor: float) -> jax.Array:
     return energy if energy_floor == 0.0 else jnp.maximum(energy, math.log(energy_floor))
 
 
+@functools.cache
+def _dft_tables(window_size: int, padded_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(L, K)`` float32 ``cos`` and ``-sin`` of the one-sided ``padded_size``-point DFT, for
+    the ``window_size`` samples a frame has (the zero padding adds nothing). Angles in float64,
+    reduced modulo the period before the cosine, so each entry is the correctly rounded value."""
+    phase = np.outer(np.arange(window_size), np.arange(padded_size // 2 + 1)) % padded_size
+    angle = 2 * np.pi * phase / padded_size
+    return np.cos(angle).astype(np.float32), (-np.sin(angle)).astype(np.float32)
+
+
+def _power_spectrum(frames: jax.Array, padded_size: int, dft: str) -> jax.Array:
+    """``(..., L)`` windowed frames -> ``(..., K)`` power spectrum ``re**2 + im**2`` of their
+    one-sided DFT at ``padded_size`` points."""
+    if dft == "fft":
+        spectrum = jnp.fft.rfft(frames, n=padded_size, axis=-1)  # (..., K) complex64
+        real, imag = jnp.real(spectrum), jnp.imag(spectrum)
+    elif dft == "matmul":
+        cos, sin = _dft_tables(frames.shape[-1], padded_size)  # (L, K) each
+        real, imag = (
+            jnp.matmul(frames, table, precision=jax.lax.Precision.HIGHEST)  # (..., K)
+            for table in (cos, sin)
+        )
+    else:
+        raise ValueError(f"dft must be 'fft' or 'matmul', got {dft!r}")
+    return real * real + imag * imag
+
+
 def fbank(
-    waveforms: jax.Array, options: FbankOptions, *, key: jax.Array | None = None
+    waveforms: jax.Array,
+    options: FbankOptions,
+    *,
+    key: jax.Array | None = None,
+    dft: Literal["fft", "matmul"] = "fft",
 ) -> jax.Array:
     """Kaldi log-mel filterbank of ``(..., S)`` float waveforms -> ``(..., T, F)`` float32.
 
@@ -55,6 +92,8 @@ def fbank(
       waveforms: equal-length float waveforms; any leading axes are batch axes.
       options: fbank options (torchaudio's names and defaults), static.
       key: PRNG key for the dither noise; required when ``options.dither != 0``.
+      dft: ``"fft"`` (``jnp.fft.rfft``) or ``"matmul"`` (cosine and sine tables, for
+        converters that cannot translate an FFT, such as jax2onnx).
 
     Returns:
       float32 ``(..., T, F)``, as `ast_jax.frontend.kaldi.fbank` row by row.
@@ -85,11 +124,12 @@ def fbank(
     frames = frames * window_function(options)
     if not options.raw_energy:
         energy = _log_energy(frames, options.energy_floor)
-    spectrum = jnp.abs(jnp.fft.rfft(frames, n=options.padded_window_size, axis=-1))  # (..., T, K)
-    if options.use_power:
-        spectrum = spectrum * spectrum
+    spectrum = _power_spectrum(frames, options.padded_window_size, dft)  # (..., T, K)
+    if not options.use_power:
+        spectrum = jnp.sqrt(spectrum)
     banks = mel_banks(**dataclasses.asdict(options))  # (F, K)
-    mel = jnp.einsum("...tk,fk->...tf", spectrum, banks, precision=jax.lax.Precision.HIGHEST)
+    # A matmul, not an einsum: the same XLA dot, and onnxruntime's MatMul (its Einsum is slow).
+    mel = jnp.matmul(spectrum, banks.T, precision=jax.lax.Precision.HIGHEST)  # (..., T, F)
     if options.use_log_fbank:
         mel = jnp.log(jnp.maximum(mel, EPSILON))
     if options.use_energy:
@@ -100,18 +140,44 @@ def fbank(
     return mel
 
 
-def extract_features(waveforms: jax.Array, extractor: FeatureExtractor) -> jax.Array:
+def extract_features(
+    waveforms: jax.Array,
+    extractor: FeatureExtractor,
+    *,
+    lengths: jax.Array | None = None,
+    dft: Literal["fft", "matmul"] = "fft",
+) -> jax.Array:
     """AST model input of ``(B, S)`` equal-length waveforms -> ``(B, max_length, F)`` float32.
 
     The JAX twin of ``extractor(waveforms)["input_values"]``: fbank, keep the first
     ``max_length`` frames or append ``padding_value`` rows, then ``(x - mean) / (2 std)``. Only the
     samples the first ``max_length`` frames need are read.
+
+    Args:
+      waveforms: ``(B, S)`` float waveforms.
+      extractor: the feature extractor to reproduce (static).
+      lengths: ``(B,)`` integers, the samples of each row that are audio (the rest is padding of
+        any value); None when every row is audio throughout. A row then gets the features the
+        NumPy extractor gives its first ``lengths[b]`` samples: frames that would read past them
+        become ``padding_value`` rows (frames depend only on their own samples, AST's
+        ``snip_edges`` framing), and a row shorter than one frame is all padding (the NumPy
+        extractor rejects such a clip).
+      dft: how the spectrum is computed (`fbank`).
     """
     needed = extractor.samples_needed
-    features = fbank(waveforms[..., :needed], extractor.fbank_options)  # (B, T <= max_length, F)
+    options = extractor.fbank_options
+    features = fbank(waveforms[..., :needed], options, dft=dft)  # (B, T <= max_length, F)
+    if lengths is not None:
+        if not options.snip_edges:
+            raise ValueError("lengths needs snip_edges framing (frames that read no padding)")
+        # Frame t reads samples [t shift, t shift + window): real when they are all audio.
+        ends = np.arange(features.shape[-2]) * options.window_shift + options.window_size  # (T,)
+        real = ends <= jnp.asarray(lengths, jnp.int32)[..., None]  # (B, T)
+        features = jnp.where(real[..., None], features, extractor.padding_value)
     missing = extractor.max_length - features.shape[-2]
-    padding = [(0, 0)] * (features.ndim - 2) + [(0, missing), (0, 0)]
-    features = jnp.pad(features, padding, constant_values=extractor.padding_value)
+    if missing:
+        padding = [(0, 0)] * (features.ndim - 2) + [(0, missing), (0, 0)]
+        features = jnp.pad(features, padding, constant_values=extractor.padding_value)
     if extractor.do_normalize:
         features = (features - extractor.mean) / (2 * extractor.std)
     return features

@@ -8,11 +8,15 @@ attention with scale ``K ** -0.5`` and no mask (every clip has exactly N tokens)
   float16/bfloat16 only.
 * ``"per_head"``: a loop over (batch, head) pairs with 2-D products (`attention_per_head`), the
   fast form on CPUs for long sequences.
-* ``"auto"``: not a kernel but a request for `resolve_attention`, the one rule that picks one for a
-  platform and a device count. The pipelines (`AudioClassifier`, training) call it before they
-  build a model, so the config they run with names the kernel it uses; a program built for another
-  platform than the host's (an exported one) passes that platform. A model applied directly with
-  ``"auto"`` applies the same rule for JAX's default backend while it is traced.
+* ``"auto"``: not a kernel but a request for `attention_rule`, the one rule that picks one for a
+  platform and a device count. A model built with ``"auto"`` (`attention_kernel`) stages the
+  rule's choice for every platform into the program with `jax.lax.platform_dependent`: lowering
+  keeps the branch of the platform it lowers for (jit on any backend), and a program lowered for
+  several platforms at once (`ast_jax.export`) carries each platform's kernel and picks it when it
+  is compiled; the model never reads the tracing host's backend. The pipelines (`AudioClassifier`,
+  training) call `resolve_attention`, the same rule for their own devices, before they build a
+  model, so the config they run with names the kernel it uses, and a batch split over several
+  devices keeps the fused form.
 
 Shape legend: B batch, N tokens, H heads, K head dim.
 """
@@ -32,7 +36,11 @@ from ast_jax.config import ASTConfig
 __all__ = [
     "ATTENTION_KERNELS",
     "PER_HEAD_MIN_TOKENS",
+    "PLATFORMS",
+    "attention_cudnn",
+    "attention_kernel",
     "attention_per_head",
+    "attention_rule",
     "resolve_attention",
 ]
 
@@ -68,12 +76,79 @@ def attention_per_head(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
     return context.reshape(batch, heads, tokens, head_dim).transpose(0, 2, 1, 3)
 
 
+def attention_cudnn(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
+    """`jax.nn.dot_product_attention`'s cuDNN flash-attention kernel: `(B, N, H, K)` -> same.
+
+    JAX builds this kernel's call from the local cuDNN's version while it traces, so a program
+    with it can only be traced (jit, export) on a host with a CUDA GPU and JAX's CUDA plugin.
+
+    Raises:
+      RuntimeError: no cuDNN on this host, naming the alternatives.
+    """
+    try:
+        return jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
+    except RuntimeError as error:
+        if "cuDNN is not detected" not in str(error):
+            raise
+        raise RuntimeError(
+            'attention="cudnn" can only be traced on a host with a CUDA GPU (JAX asks the local '
+            'cuDNN for its version while tracing it); use attention="auto", which lowers to the '
+            "fused XLA kernel on GPUs and TPUs and to the per-head loop on CPUs, or trace "
+            "(export) on a GPU host"
+        ) from error
+
+
 AttentionKernel = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 ATTENTION_KERNELS: dict[str, AttentionKernel] = {
     "xla": partial(jax.nn.dot_product_attention, implementation="xla"),
-    "cudnn": partial(jax.nn.dot_product_attention, implementation="cudnn"),
+    "cudnn": attention_cudnn,
     "per_head": attention_per_head,
 }
+# The platforms `jax.lax.platform_dependent` tells apart; "auto" stages a kernel for each.
+PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
+_PLATFORM_NAMES = {"gpu": "cuda"}  # jax.default_backend()'s name for either GPU platform
+
+
+def attention_rule(config: ASTConfig, platform: str, *, devices: int = 1) -> str:
+    """The kernel ``"auto"`` stands for on ``platform`` with a batch split over ``devices``.
+
+    ``"per_head"`` on a CPU when the batch stays on one device and a clip has at least
+    `PER_HEAD_MIN_TOKENS` tokens; ``"xla"`` everywhere else. With a batch split over several
+    devices the per-head loop (which also runs over the batch) would gather every device's rows
+    onto each device, so the fused form is kept there. This is the only place the choice is made:
+    `resolve_attention` (the pipelines) and `attention_kernel` (the model, per platform at
+    lowering) both ask it.
+
+    Args:
+      config: the model config; its ``seq_len`` is the token count.
+      platform: ``"cpu"``, ``"cuda"``/``"rocm"``/``"gpu"`` or ``"tpu"``.
+      devices: how many devices one batch is split over.
+    """
+    if platform == "cpu" and devices == 1 and config.seq_len >= PER_HEAD_MIN_TOKENS:
+        return "per_head"
+    return "xla"
+
+
+def attention_kernel(config: ASTConfig) -> AttentionKernel:
+    """The attention the model runs for ``config.attention``.
+
+    An explicit choice is its registry kernel. ``"auto"`` is `attention_rule` for one device on
+    each of `PLATFORMS`: one kernel if the rule gives the same everywhere, else a
+    `jax.lax.platform_dependent` over the kernels, which lowering resolves for the platform it
+    lowers for (jit) or keeps as a switch on the platform for a multi-platform export, taken when
+    the program is compiled.
+    """
+    if config.attention != "auto":
+        return ATTENTION_KERNELS[config.attention]
+    choices = {platform: attention_rule(config, platform) for platform in PLATFORMS}
+    if len(set(choices.values())) == 1:
+        return ATTENTION_KERNELS[choices["cpu"]]
+    branches = {platform: ATTENTION_KERNELS[name] for platform, name in choices.items()}
+
+    def per_platform(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
+        return jax.lax.platform_dependent(q, k, v, default=ATTENTION_KERNELS["xla"], **branches)
+
+    return per_platform
 
 
 def resolve_attention(
@@ -81,10 +156,8 @@ def resolve_attention(
 ) -> ASTConfig:
     """``config`` with ``attention="auto"`` replaced by the kernel to run; other choices are kept.
 
-    The rule: ``"per_head"`` on a CPU when the batch stays on one device and a clip has at least
-    `PER_HEAD_MIN_TOKENS` tokens; ``"xla"`` everywhere else. With a batch split over several
-    devices the per-head loop (which also runs over the batch) would gather every device's rows
-    onto each device, so the fused form is kept there.
+    The pipelines' resolution, visible in the config they run with: `attention_rule` for the
+    platform and the device count of ``mesh``.
 
     Args:
       config: the model config; its ``seq_len`` is the token count.
@@ -99,7 +172,6 @@ def resolve_attention(
         return config
     if platform is None:
         platform = jax.default_backend() if mesh is None else mesh.devices.flat[0].platform
-    one_device = mesh is None or mesh.size == 1
-    if platform == "cpu" and one_device and config.seq_len >= PER_HEAD_MIN_TOKENS:
-        return dataclasses.replace(config, attention="per_head")
-    return dataclasses.replace(config, attention="xla")
+    platform = _PLATFORM_NAMES.get(platform, platform)
+    devices = 1 if mesh is None else mesh.size
+    return dataclasses.replace(config, attention=attention_rule(config, platform, devices=devices))

@@ -9,10 +9,14 @@ Parity traps named where they bite:
 * exact GELU: HF's "gelu" is the erf form; `jax.nn.gelu` defaults to the tanh approximation.
 * LayerNorm: HF uses eps 1e-12 (Flax default 1e-6) and the two-pass variance (Flax's fast
   E[x^2] - E[x]^2 loses float32 precision), hence `use_fast_variance=False`.
+* matmul precision: in float32 mode every dot and the patch convolution ask for
+  `Precision.HIGHEST` (`matmul_precision`); a TPU's default (and a GPU's, TF32) would otherwise
+  round float32 operands to bfloat16 passes.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from functools import partial
 
@@ -21,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from ast_jax.config import ASTConfig
-from ast_jax.model.attention import ATTENTION_KERNELS, resolve_attention
+from ast_jax.model.attention import attention_kernel
 
 __all__ = [
     "ASTEmbeddings",
@@ -31,6 +35,7 @@ __all__ = [
     "activation",
     "compute_dtype",
     "layer_norm",
+    "matmul_precision",
 ]
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -49,6 +54,17 @@ _ZEROS = nn.initializers.zeros
 def compute_dtype(config: ASTConfig) -> jnp.dtype:
     """The JAX dtype named by `config.dtype`."""
     return _DTYPES[config.dtype]
+
+
+def matmul_precision(config: ASTConfig) -> jax.lax.Precision | None:
+    """The precision every matmul and convolution of the model asks for.
+
+    float32 (the parity mode) means float32 on every backend: ``Precision.HIGHEST``, which XLA:CPU
+    computes as it always does and TPUs and GPUs as full float32 (a TPU's default precision takes
+    bfloat16 passes, a GPU's may take TF32). bfloat16 and float16 keep the backend's default
+    (None): their operands are already that narrow.
+    """
+    return jax.lax.Precision.HIGHEST if config.dtype == "float32" else None
 
 
 def activation(name: str, dtype: jnp.dtype = jnp.float32) -> Callable[[jax.Array], jax.Array]:
@@ -86,6 +102,13 @@ def layer_norm(
     )
 
 
+def _kernel_precision(config: ASTConfig) -> contextlib.AbstractContextManager:
+    """`matmul_precision` for the dots an attention kernel traces inside."""
+    if matmul_precision(config) is None:
+        return contextlib.nullcontext()
+    return jax.default_matmul_precision("highest")
+
+
 class ASTEmbeddings(nn.Module):
     """Patch embedding + cls/distillation tokens + position table: `(B, T, F)` -> `(B, N, D)`."""
 
@@ -104,6 +127,7 @@ class ASTEmbeddings(nn.Module):
             strides=(cfg.frequency_stride, cfg.time_stride),
             padding="VALID",
             dtype=dtype,
+            precision=matmul_precision(cfg),
             param_dtype=jnp.float32,
             kernel_init=_kernel_init(cfg),
             name="patch_projection",
@@ -142,6 +166,7 @@ class ASTSelfAttention(nn.Module):
             3 * d,
             use_bias=cfg.qkv_bias,
             dtype=dtype,
+            precision=matmul_precision(cfg),
             param_dtype=jnp.float32,
             kernel_init=_kernel_init(cfg),
             name="qkv",
@@ -156,12 +181,18 @@ class ASTSelfAttention(nn.Module):
         if dropout or output_attentions or dtype == jnp.float16:
             context, probs = self._explicit_attention(q, k, v, deterministic=not dropout)
         else:
-            # An unresolved "auto" (a model applied directly): the rule for the default backend.
-            kernel = ATTENTION_KERNELS[resolve_attention(cfg).attention]
-            context = kernel(q, k, v)  # softmax in float32 inside
+            # "auto": each platform's kernel, chosen when the program is lowered for it. The
+            # kernels take no precision argument: their dots read it from the context.
+            with _kernel_precision(cfg):
+                context = attention_kernel(cfg)(q, k, v)  # softmax in float32 inside
         context = context.reshape(batch, tokens, d)  # heads concatenated head-major
         out = nn.Dense(
-            d, dtype=dtype, param_dtype=jnp.float32, kernel_init=_kernel_init(cfg), name="out"
+            d,
+            dtype=dtype,
+            param_dtype=jnp.float32,
+            precision=matmul_precision(cfg),
+            kernel_init=_kernel_init(cfg),
+            name="out",
         )(context)
         return out, probs if output_attentions else None
 
@@ -171,10 +202,15 @@ class ASTSelfAttention(nn.Module):
         """Softmax attention written out, with dropout on the probabilities (which
         `dot_product_attention` lacks): `(B, N, H, K)` -> context `(B, N, H, K)` and the float32
         probabilities before dropout `(B, H, N, N)`."""
-        scores = jnp.einsum("bqhk,bshk->bhqs", q, k, preferred_element_type=jnp.float32)
+        precision = matmul_precision(self.config)
+        scores = jnp.einsum(
+            "bqhk,bshk->bhqs", q, k, precision=precision, preferred_element_type=jnp.float32
+        )
         probs = jax.nn.softmax(scores * self.config.head_dim**-0.5, axis=-1)  # (B, H, N, N) f32
         dropped = nn.Dropout(self.config.attention_probs_dropout_prob)(probs, deterministic)
-        context = jnp.einsum("bhqs,bshk->bqhk", dropped.astype(v.dtype), v)  # (B, N, H, K)
+        context = jnp.einsum(
+            "bhqs,bshk->bqhk", dropped.astype(v.dtype), v, precision=precision
+        )  # (B, N, H, K)
         return context, probs
 
 
@@ -190,6 +226,7 @@ class ASTMLP(nn.Module):
             nn.Dense,
             dtype=compute_dtype(cfg),
             param_dtype=jnp.float32,
+            precision=matmul_precision(cfg),
             kernel_init=_kernel_init(cfg),
         )
         x = dense(cfg.intermediate_size, name="fc1")(x)  # (B, N, I)
@@ -240,6 +277,7 @@ class ASTMLPHead(nn.Module):
             cfg.num_labels,
             dtype=jnp.float32,
             param_dtype=jnp.float32,
+            precision=matmul_precision(cfg),
             kernel_init=_kernel_init(cfg),
             name="dense",
         )(x)

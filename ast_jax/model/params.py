@@ -6,6 +6,7 @@ A classifier tree is ``{"backbone": <ASTModel tree>, "classifier": ...}``; a bac
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,8 +50,12 @@ def build_model(config: ASTConfig, *, with_head: bool = True) -> nn.Module:
 
 
 def abstract_params(config: ASTConfig, *, with_head: bool = True) -> dict[str, Any]:
-    """The params tree of `build_model(config, with_head=...)` as `jax.ShapeDtypeStruct`s."""
-    model = build_model(config, with_head=with_head)
+    """The params tree of `build_model(config, with_head=...)` as `jax.ShapeDtypeStruct`s.
+
+    Traced with the XLA attention kernel: params do not depend on the kernel, and a cuDNN
+    config can then be checked on a host without a GPU.
+    """
+    model = build_model(dataclasses.replace(config, attention="xla"), with_head=with_head)
     dummy = jax.ShapeDtypeStruct((1, config.max_length, config.num_mel_bins), jnp.float32)
     variables = jax.eval_shape(model.init, jax.random.key(0), dummy)
     return variables["params"]
