@@ -2,24 +2,34 @@
 
 `ASTConfig` mirrors the field names and defaults of Hugging Face's `ASTConfig`, so a `config.json`
 from the hub round-trips, plus the label list and a compute-dtype policy. It is a frozen, hashable
-dataclass, so it can be passed to `jax.jit` as a static argument.
+dataclass, so it can be passed to `jax.jit` as a static argument. Like transformers' config it is
+built from `num_labels=` / `id2label=` / `label2id=` as well as from `labels=`, and it reads and
+writes `config.json` with `from_pretrained` / `save_pretrained` (local directories and hub ids).
 
 Shape legend: T frames (`max_length`), F mel bins (`num_mel_bins`), N patches, D hidden.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
+
+from ast_jax.files import write_json
+from ast_jax.hub import resolve
 
 __all__ = [
     "ATTENTIONS",
+    "CONFIG_NAME",
     "DTYPES",
     "HIDDEN_ACTS",
+    "LABEL_KEYWORDS",
     "PRESETS",
     "PROBLEM_TYPES",
     "TIMM_LAYER_NORM_EPS",
@@ -35,6 +45,10 @@ ATTENTIONS = ("auto", "xla", "cudnn", "per_head")
 # Runtime choices, not model facts: never read from or written to `config.json`.
 _RUNTIME_FIELDS = ("labels", "dtype", "attention")
 PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
+CONFIG_NAME = "config.json"
+# transformers' ways of naming the classes, accepted wherever `labels` is (constructor, `replace`,
+# `from_pretrained` overrides): they set `labels`, which holds the names in logit order.
+LABEL_KEYWORDS = ("num_labels", "id2label", "label2id")
 
 # Keys a Hugging Face `config.json` may carry that describe the PyTorch side, not the model.
 # `dtype`/`torch_dtype` is the storage dtype of the torch weights; our params are always float32
@@ -48,8 +62,6 @@ _HF_GENERIC_KEYS = frozenset(
         "torch_dtype",
         "dtype",
         "return_dict",
-        "output_hidden_states",
-        "output_attentions",
         "torchscript",
         "pruned_heads",
         "tie_word_embeddings",
@@ -99,7 +111,12 @@ class ASTConfig:
         max_length: T, the exact number of input frames.
         num_mel_bins: F, the number of mel bins per frame.
         labels: class names in logit order; `num_labels = len(labels)` (0: no classifier Dense).
+            The constructor also takes transformers' `num_labels=` (generic names "LABEL_i"),
+            `id2label=` and `label2id=` instead (see `LABEL_KEYWORDS`).
         problem_type: None or one of HF's problem types (used by the loss).
+        output_attentions: the models' default for their `output_attentions` argument (as HF:
+            stored in `config.json`, a call's argument overrides it).
+        output_hidden_states: the models' default for their `output_hidden_states` argument.
         dtype: compute dtype, one of `DTYPES`. Params are always stored in float32; LayerNorm
             statistics, softmax and logits stay float32.
         attention: the attention kernel, one of `ATTENTIONS` (a runtime choice like `dtype`;
@@ -124,6 +141,8 @@ class ASTConfig:
     num_mel_bins: int = 128
     labels: tuple[str, ...] = _generic_labels(2)
     problem_type: str | None = None
+    output_attentions: bool = False
+    output_hidden_states: bool = False
     dtype: str = "float32"
     attention: str = "auto"
 
@@ -166,8 +185,9 @@ class ASTConfig:
             )
         if not self.initializer_range >= 0:
             raise ValueError(f"initializer_range must be >= 0, got {self.initializer_range!r}")
-        if not isinstance(self.qkv_bias, bool):
-            raise ValueError(f"qkv_bias must be a bool, got {self.qkv_bias!r}")
+        for name in ("qkv_bias", "output_attentions", "output_hidden_states"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.hidden_act not in HIDDEN_ACTS:
             raise ValueError(f"hidden_act must be one of {HIDDEN_ACTS}, got {self.hidden_act!r}")
         if self.problem_type not in PROBLEM_TYPES:
@@ -215,15 +235,35 @@ class ASTConfig:
 
     @property
     def num_labels(self) -> int:
+        """The number of classes, `len(labels)`."""
         return len(self.labels)
 
     @property
     def id2label(self) -> dict[int, str]:
+        """Class index -> name, as transformers' `config.id2label`."""
         return dict(enumerate(self.labels))
 
     @property
     def label2id(self) -> dict[str, int]:
+        """Class name -> index, as transformers' `config.label2id`."""
         return {label: i for i, label in enumerate(self.labels)}
+
+    def replace(self, **changes: Any) -> ASTConfig:
+        """A copy with `changes`: field values and transformers' label keywords.
+
+        The config is frozen (it is a static `jax.jit` argument), so where transformers users
+        assign (`config.num_labels = 3`), they write `config = config.replace(num_labels=3)`.
+        `num_labels` alone keeps the current names when the count is unchanged and gives generic
+        names ("LABEL_i") otherwise, as transformers does.
+
+        Raises:
+            ValueError: invalid or inconsistent values.
+        """
+        keywords = {key: changes.pop(key) for key in LABEL_KEYWORDS if key in changes}
+        if keywords:
+            current = changes.get("labels", self.labels)
+            changes["labels"] = _merge_labels(current, "labels" in changes, **keywords)
+        return replace(self, **changes)
 
     # ---- Hugging Face config.json ---------------------------------------------------------------
 
@@ -238,7 +278,9 @@ class ASTConfig:
 
         Args:
             data: the parsed JSON object.
-            **overrides: field values that replace the file's (e.g. `dtype="bfloat16"`).
+            **overrides: field values that replace the file's (e.g. `dtype="bfloat16"`), and
+                transformers' `num_labels` / `id2label` / `label2id`, which replace the file's
+                labels as in `replace` (as transformers' `from_pretrained(..., num_labels=...)`).
 
         Raises:
             ValueError: inconsistent labels, or any invalid field value.
@@ -253,8 +295,17 @@ class ASTConfig:
         unknown = sorted(set(data) - field_names - label_keys - _HF_GENERIC_KEYS)
         if unknown:
             warnings.warn(f"ASTConfig ignores unknown config keys: {unknown}", stacklevel=2)
+        overrides = dict(overrides)
+        keywords = {key: overrides.pop(key) for key in LABEL_KEYWORDS if key in overrides}
         kwargs.update(overrides)
+        if keywords:
+            kwargs["labels"] = _merge_labels(kwargs["labels"], "labels" in overrides, **keywords)
         return cls(**kwargs)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], **overrides: Any) -> ASTConfig:
+        """transformers' name for `from_hf_dict`."""
+        return cls.from_hf_dict(data, **overrides)
 
     def to_hf_dict(self) -> dict[str, Any]:
         """Returns a `config.json` dict that transformers' `ASTConfig` reads.
@@ -275,6 +326,14 @@ class ASTConfig:
         data["model_type"] = _MODEL_TYPE
         return data
 
+    def to_dict(self) -> dict[str, Any]:
+        """transformers' name for `to_hf_dict`: the `config.json` contents."""
+        return self.to_hf_dict()
+
+    def to_json_string(self) -> str:
+        """`to_dict()` as indented, key-sorted JSON text with a final newline."""
+        return json.dumps(self.to_hf_dict(), indent=2, sort_keys=True) + "\n"
+
     @classmethod
     def from_json_file(cls, path: str | os.PathLike[str], **overrides: Any) -> ASTConfig:
         """Reads a Hugging Face `config.json` (see `from_hf_dict`)."""
@@ -285,10 +344,67 @@ class ASTConfig:
         return cls.from_hf_dict(data, **overrides)
 
     def to_json_file(self, path: str | os.PathLike[str]) -> None:
-        """Writes `to_hf_dict()` as indented, key-sorted JSON."""
-        with open(path, "w", encoding="utf-8") as file:
-            json.dump(self.to_hf_dict(), file, indent=2, sort_keys=True)
-            file.write("\n")
+        """Writes `to_hf_dict()` as indented, key-sorted JSON, atomically."""
+        write_json(path, self.to_hf_dict())
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> list[str]:
+        """Writes `directory/config.json` (created if needed), as transformers' `save_pretrained`.
+
+        Returns:
+            The written file's path, in a list like `FeatureExtractor.save_pretrained`'s.
+        """
+        path = Path(directory) / CONFIG_NAME
+        self.to_json_file(path)
+        return [str(path)]
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_repo_id: str | os.PathLike[str],
+        *,
+        subfolder: str = "",
+        revision: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool = False,
+        token: bool | str | None = None,
+        force_download: bool = False,
+        **overrides: Any,
+    ) -> ASTConfig:
+        """Reads `config.json` from a directory, a hub repo id or a JSON file path.
+
+        Args:
+            path_or_repo_id: a directory (ast-jax or Hugging Face), a hub id such as
+                "MIT/ast-finetuned-audioset-10-10-0.4593", or the path of a JSON file.
+            subfolder: the folder inside the directory or repo that holds `config.json`.
+            revision: hub branch, tag or commit.
+            cache_dir: the hub cache to use instead of huggingface_hub's default.
+            local_files_only: use the hub cache only, never the network (also implied by
+                `HF_HUB_OFFLINE=1` / `TRANSFORMERS_OFFLINE=1`).
+            token: a hub token for private repos.
+            force_download: download again even when cached.
+            **overrides: as `from_hf_dict` (fields and label keywords).
+
+        Raises:
+            FileNotFoundError: no such directory, repo id or `config.json` (an `OSError`).
+            OSError: the hub can be reached neither online nor in the cache.
+            ValueError: invalid contents.
+        """
+        path = Path(path_or_repo_id).expanduser()
+        if path.is_file():
+            return cls.from_json_file(path, **overrides)
+        directory = resolve(
+            path_or_repo_id,
+            revision,
+            [CONFIG_NAME],
+            subfolder=subfolder,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+            force_download=force_download,
+        )
+        if not (directory / CONFIG_NAME).is_file():
+            raise FileNotFoundError(f"no {CONFIG_NAME} in {directory}")
+        return cls.from_json_file(directory / CONFIG_NAME, **overrides)
 
     # ---- presets ---------------------------------------------------------------------------------
 
@@ -302,6 +418,65 @@ class ASTConfig:
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; known presets: {sorted(PRESETS)}")
         return replace(PRESETS[name], **overrides)
+
+
+def _merge_labels(
+    current: tuple[str, ...] | list[str] | None,
+    explicit: bool,
+    *,
+    num_labels: int | None = None,
+    id2label: Mapping[Any, str] | None = None,
+    label2id: Mapping[str, Any] | None = None,
+) -> tuple[str, ...]:
+    """The labels that transformers' keywords ask for, given the `current` labels.
+
+    `explicit`: `current` was passed in the same call, so keywords must agree with it rather than
+    replace it. `num_labels` alone keeps `current` if the count is unchanged (as transformers keeps
+    `id2label` when `num_labels` is set to its own length) and gives generic names otherwise.
+    """
+    if id2label is not None or label2id is not None:
+        given = {"id2label": id2label, "label2id": label2id, "num_labels": num_labels}
+        labels = _labels_from_hf({key: value for key, value in given.items() if value is not None})
+        if explicit and current is not None and tuple(current) != labels:
+            raise ValueError(f"labels {tuple(current)} disagree with id2label/label2id {labels}")
+        return labels
+    if num_labels is None:
+        return tuple(current) if current is not None else _generic_labels(2)
+    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 0:
+        raise ValueError(f"num_labels must be an int >= 0, got {num_labels!r}")
+    if current is not None and len(current) == num_labels:
+        return tuple(current)
+    if explicit:
+        raise ValueError(f"num_labels ({num_labels}) disagrees with labels ({len(current)} names)")
+    return _generic_labels(num_labels)
+
+
+def _accept_label_keywords(init: Callable[..., None]) -> Callable[..., None]:
+    """The dataclass `__init__`, taking transformers' label keywords as well as `labels`."""
+
+    @functools.wraps(init)
+    def __init__(self: ASTConfig, **kwargs: Any) -> None:
+        keywords = {key: kwargs.pop(key) for key in LABEL_KEYWORDS if key in kwargs}
+        if keywords:
+            kwargs["labels"] = _merge_labels(kwargs.get("labels"), "labels" in kwargs, **keywords)
+        init(self, **kwargs)
+
+    signature = inspect.signature(init)
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+        for name, kind in zip(
+            LABEL_KEYWORDS,
+            ("int | None", "Mapping[int, str] | None", "Mapping[str, int] | None"),
+            strict=True,
+        )
+    ]
+    __init__.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*signature.parameters.values(), *extra]
+    )
+    return __init__
+
+
+ASTConfig.__init__ = _accept_label_keywords(ASTConfig.__init__)  # type: ignore[method-assign]
 
 
 def _square_patch(patch_size: list[int] | tuple[int, ...]) -> int:

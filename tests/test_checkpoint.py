@@ -24,6 +24,7 @@ from ast_jax import (
     save_pretrained,
 )
 from ast_jax.checkpoints.pretrained import WEIGHTS_NAME
+from ast_jax.checkpoints.sources import load_model
 from ast_jax.checkpoints.torch_pickle import UnsafePickleError, read_torch_zip
 
 
@@ -194,12 +195,38 @@ def test_feature_extractor_from_hf_directory(hf_dir):
     assert load_feature_extractor(hf_dir) == FeatureExtractor(max_length=100, num_mel_bins=48)
 
 
-def test_hf_backbone_only_into_classifier_is_refused(hf_model, save_hf, tmp_path):
+def test_hf_backbone_only_into_classifier_loads_with_a_report(hf_model, save_hf, tmp_path):
+    # As transformers: the head is initialised, and named in a warning and the loading info.
     save_hf(hf_model(with_head=False), tmp_path)
     _, backbone = load_pretrained(tmp_path)
     assert "classifier" not in backbone
-    with pytest.raises(ValueError, match=r"missing: classifier\.layernorm\.weight"):
-        load_pretrained(tmp_path, with_head=True)
+    with pytest.warns(UserWarning, match=r"newly initialised: \['classifier\.dense\.bias'"):
+        _, params, info = load_pretrained(tmp_path, with_head=True, output_loading_info=True)
+    assert info["missing_keys"] == [
+        "classifier.dense.bias",
+        "classifier.dense.weight",
+        "classifier.layernorm.bias",
+        "classifier.layernorm.weight",
+    ]
+    assert _trees_equal(params["backbone"], backbone)
+
+
+def test_only_the_missing_part_of_a_fused_leaf_is_initialised(hf_model, save_hf, tmp_path):
+    directory = save_hf(hf_model(), tmp_path)
+    _, complete = load_pretrained(directory)
+    state_dict = safetensors.numpy.load_file(directory / "model.safetensors")
+    key_bias = "audio_spectrogram_transformer.encoder.layer.1.attention.attention.key.bias"
+    del state_dict[key_bias]
+    safetensors.numpy.save_file(state_dict, directory / "model.safetensors", {"format": "pt"})
+    with pytest.warns(UserWarning, match="newly initialised"):
+        _, params, info = load_pretrained(directory, output_loading_info=True)
+    assert info["missing_keys"] == [key_bias]
+    d = 32  # hidden size: the fused bias is [q | k | v]
+    fused = params["backbone"]["layer_1"]["attention"]["qkv"]["bias"]
+    expected = complete["backbone"]["layer_1"]["attention"]["qkv"]["bias"]
+    np.testing.assert_array_equal(fused[:d], expected[:d])
+    np.testing.assert_array_equal(fused[2 * d :], expected[2 * d :])
+    np.testing.assert_array_equal(fused[d : 2 * d], 0.0)  # a new bias: HF's init, zeros
 
 
 # ---- hub ids ------------------------------------------------------------------------------------
@@ -261,3 +288,24 @@ def test_ast_jax_never_imports_torch_or_transformers():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_inference_refuses_a_checkpoint_with_missing_weights(
+    tiny_config, tiny_params, save_tiny_checkpoint, tmp_path
+):
+    """`load_pretrained` loads a partial checkpoint as transformers does (missing weights
+    initialised, with a warning); inference (`load_model`, the CLI, `AudioClassifier`) must not run
+    such a model."""
+    flat = flatten_dict(tiny_params(), sep="/")
+    del flat["backbone/layer_1/mlp/fc2/kernel"]
+    directory = save_tiny_checkpoint(tmp_path / "partial")
+    safetensors.numpy.save_file(
+        {k: np.asarray(v) for k, v in flat.items()},
+        directory / WEIGHTS_NAME,
+        metadata={"format": "ast-jax", "version": "1"},
+    )
+    with pytest.warns(UserWarning):
+        _, params = load_pretrained(directory)  # lenient, as transformers
+    assert "kernel" in params["backbone"]["layer_1"]["mlp"]["fc2"]  # re-initialised
+    with pytest.raises(ValueError, match=r"lacks 1 weight.*layer_1.*random weights"):
+        load_model(directory)

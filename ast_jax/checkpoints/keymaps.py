@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,14 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 from ast_jax.config import ASTConfig
 from ast_jax.model.params import abstract_params, check_params, has_head
 
-__all__ = ["HF_PREFIX", "params_from_hf", "params_from_original", "params_to_hf"]
+__all__ = [
+    "HF_PREFIX",
+    "ConversionReport",
+    "convert_hf_state_dict",
+    "params_from_hf",
+    "params_from_original",
+    "params_to_hf",
+]
 
 HF_PREFIX = "audio_spectrogram_transformer."
 _HEAD_PREFIX = "classifier."
@@ -172,22 +179,51 @@ def _canonical_key(key: str) -> str:
     return key
 
 
+@dataclass
+class ConversionReport:
+    """What a conversion found besides the tensors it converted.
+
+    Attributes:
+        missing: keys the model needs that the state dict lacks (named as the checkpoint would).
+        unexpected: keys of the state dict that the model has no use for.
+        mismatched: `(key, shape in the state dict, shape the model needs)`.
+        dropped_head: the head keys of a classifier state dict converted as a backbone.
+        duplicates: keys present twice (with and without the backbone prefix).
+        messages: every problem as one line, in the order found (for error messages).
+    """
+
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    dropped_head: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Every model weight was found, with its shape, and nothing else was there."""
+        return not (self.missing or self.unexpected or self.mismatched or self.duplicates)
+
+
 def _canonical_state_dict(
-    state_dict: Mapping[str, Any], with_head: bool
-) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
-    """Returns (canonical key -> array, canonical key -> original key, problems)."""
+    state_dict: Mapping[str, Any], with_head: bool, report: ConversionReport
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Returns (canonical key -> array, canonical key -> original key); duplicates and a dropped
+    head go into `report`."""
     arrays: dict[str, np.ndarray] = {}
     origin: dict[str, str] = {}
-    problems = []
     for key, value in state_dict.items():
         canonical = _canonical_key(key)
         if not with_head and canonical.startswith(_HEAD_PREFIX):
-            continue  # The backbone of a classifier checkpoint: the head is dropped on purpose.
+            # The backbone of a classifier checkpoint: the head is dropped on purpose.
+            report.dropped_head.append(key)
+            continue
         if canonical in arrays:
-            problems.append(f"duplicate: {origin[canonical]!r} and {key!r}")
+            report.duplicates.append(key)
+            report.messages.append(f"duplicate: {origin[canonical]!r} and {key!r}")
             continue
         arrays[canonical], origin[canonical] = np.asarray(value), key
-    return arrays, origin, problems
+    return arrays, origin
 
 
 def params_from_hf(
@@ -207,14 +243,45 @@ def params_from_hf(
     Raises:
         ValueError: naming every missing, unexpected or duplicate key and every shape mismatch.
     """
-    arrays, origin, problems = _canonical_state_dict(state_dict, with_head)
+    flat, report = convert_hf_state_dict(state_dict, config, with_head=with_head)
+    return _strict(flat, report, with_head)
+
+
+def convert_hf_state_dict(
+    state_dict: Mapping[str, Any],
+    config: ASTConfig,
+    *,
+    with_head: bool = True,
+    fill: Mapping[tuple[str, ...], Any] | None = None,
+) -> tuple[dict[tuple[str, ...], np.ndarray], ConversionReport]:
+    """Converts what a Hugging Face state dict holds and reports what it lacks, tolerantly.
+
+    The lenient half of `params_from_hf`, for loading as transformers does (missing weights
+    initialised, unused ones reported): nothing raises here.
+
+    Args:
+        state_dict: HF key -> array in PyTorch layout.
+        config: the model config.
+        with_head: convert to `ASTForAudioClassification` params (else `ASTModel`; a classifier
+            state dict's head keys are then reported as `dropped_head`).
+        fill: a flat params tree (path tuple -> array) of the same model whose values stand in
+            for missing or mismatched weights. Only the missing parts of a fused leaf are taken
+            from it (a checkpoint without `key.bias` keeps its query and value biases).
+
+    Returns:
+        `(flat params, report)`: flat params map path tuples to float32 arrays; leaves with
+        missing or mismatched parts are absent unless `fill` is given.
+    """
+    report = ConversionReport()
+    arrays, origin = _canonical_state_dict(state_dict, with_head, report)
 
     def shown(key: str) -> str:
         return f"{HF_PREFIX if _is_backbone(key, with_head) else ''}{key}"
 
-    return _apply_rules(
-        _rules(config, with_head), arrays, origin, problems, config, with_head, shown
+    flat = _convert(
+        _rules(config, with_head), arrays, origin, config, with_head, shown, report, fill
     )
+    return flat, report
 
 
 def params_from_original(
@@ -235,9 +302,9 @@ def params_from_original(
     Raises:
         ValueError: naming every missing, unexpected or duplicate key and every shape mismatch.
     """
+    report = ConversionReport()
     arrays: dict[str, np.ndarray] = {}
     origin: dict[str, str] = {}
-    problems = []
     for key, value in state_dict.items():
         canonical = key.removeprefix(_ORIGINAL_PREFIX)
         if canonical.startswith(_ORIGINAL_DROPPED) or (
@@ -245,32 +312,36 @@ def params_from_original(
         ):
             continue
         if canonical in arrays:
-            problems.append(f"duplicate: {origin[canonical]!r} and {key!r}")
+            report.duplicates.append(key)
+            report.messages.append(f"duplicate: {origin[canonical]!r} and {key!r}")
             continue
         arrays[canonical], origin[canonical] = np.asarray(value), key
-    return _apply_rules(
+    flat = _convert(
         _original_rules(config, with_head),
         arrays,
         origin,
-        problems,
         config,
         with_head,
         lambda key: f"{_ORIGINAL_PREFIX}{key}",
+        report,
     )
+    return _strict(flat, report, with_head)
 
 
-def _apply_rules(
+def _convert(
     rules: list[_Rule],
     arrays: Mapping[str, np.ndarray],
     origin: Mapping[str, str],
-    problems: list[str],
     config: ASTConfig,
     with_head: bool,
     shown: Callable[[str], str],
-) -> dict[str, Any]:
-    """Builds the params tree from canonical-key `arrays` by `rules`, checking every shape.
+    report: ConversionReport,
+    fill: Mapping[tuple[str, ...], Any] | None = None,
+) -> dict[tuple[str, ...], np.ndarray]:
+    """Builds flat params from canonical-key `arrays` by `rules`, checking every shape.
 
     `origin` maps canonical keys to the caller's keys, `shown` names a missing canonical key.
+    Problems go into `report`; an incomplete leaf is left out, or completed from `fill`.
     """
     expected = flatten_dict(abstract_params(config, with_head=with_head))
     used: set[str] = set()
@@ -278,25 +349,41 @@ def _apply_rules(
     for rule in rules:
         want = expected[rule.flax_path]
         want_hf = [p.shape for p in rule.to_hf(np.broadcast_to(np.float32(0), want.shape))]
-        missing = [k for k in rule.hf_keys if k not in arrays]
-        problems += [f"missing: {shown(k)}" for k in missing]
-        if missing:
-            continue
-        used.update(rule.hf_keys)
-        parts = [arrays[k] for k in rule.hf_keys]
-        bad = [
-            (k, p.shape, s)
-            for k, p, s in zip(rule.hf_keys, parts, want_hf, strict=True)
-            if p.shape != s
-        ]
-        problems += [f"shape mismatch: {origin[k]} is {got}, expected {s}" for k, got, s in bad]
-        if not bad:
-            flat[rule.flax_path] = np.asarray(rule.to_flax(parts), dtype=np.float32)
-    problems += [f"unexpected: {origin[k]}" for k in sorted(set(arrays) - used)]
-    if problems:
+        parts: list[np.ndarray | None] = []
+        for key, shape in zip(rule.hf_keys, want_hf, strict=True):
+            if key not in arrays:
+                report.missing.append(shown(key))
+                report.messages.append(f"missing: {shown(key)}")
+                parts.append(None)
+                continue
+            used.add(key)
+            if arrays[key].shape != shape:
+                got = tuple(arrays[key].shape)
+                report.mismatched.append((origin[key], got, tuple(shape)))
+                report.messages.append(f"shape mismatch: {origin[key]} is {got}, expected {shape}")
+                parts.append(None)
+                continue
+            parts.append(arrays[key])
+        if any(part is None for part in parts):
+            if fill is None:
+                continue
+            fresh = rule.to_hf(np.asarray(fill[rule.flax_path], dtype=np.float32))
+            parts = [new if part is None else part for part, new in zip(parts, fresh, strict=True)]
+        flat[rule.flax_path] = np.asarray(rule.to_flax(parts), dtype=np.float32)
+    for key in sorted(set(arrays) - used):
+        report.unexpected.append(origin[key])
+        report.messages.append(f"unexpected: {origin[key]}")
+    return flat
+
+
+def _strict(
+    flat: dict[tuple[str, ...], np.ndarray], report: ConversionReport, with_head: bool
+) -> dict[str, Any]:
+    """The params tree of a complete conversion; anything missing, extra or misshapen raises."""
+    if not report.complete:
         kind = "ASTForAudioClassification" if with_head else "ASTModel"
         raise ValueError(
-            f"state dict does not match {kind} for this config:\n  " + "\n  ".join(problems)
+            f"state dict does not match {kind} for this config:\n  " + "\n  ".join(report.messages)
         )
     return unflatten_dict(flat)
 

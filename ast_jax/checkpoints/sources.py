@@ -31,16 +31,28 @@ def resolve_model(model: str | os.PathLike | None) -> str | os.PathLike:
 def load_model(
     path_or_repo_id: str | os.PathLike, *, dtype: str | None = None
 ) -> tuple[ASTConfig, Any, FeatureExtractor | None]:
-    """A checkpoint's config, params and feature extractor (None, with a warning, if it has none).
+    """A checkpoint's config, params and feature extractor (None, with a warning, if it has none),
+    for inference: strict where `load_pretrained` follows transformers' lenient loading.
 
     Args:
       path_or_repo_id: an ast-jax or Hugging Face directory, or a hub id.
       dtype: compute dtype (``"float32"``, ``"bfloat16"``, ``"float16"``); None for float32.
 
     Raises:
+      ValueError: the checkpoint lacks weights its own model needs (a truncated or partial
+        checkpoint would otherwise run with random weights and give wrong scores).
       The errors of `load_pretrained`.
     """
-    config, params = load_pretrained(path_or_repo_id, **({"dtype": dtype} if dtype else {}))
+    config, params, info = load_pretrained(
+        path_or_repo_id, output_loading_info=True, **({"dtype": dtype} if dtype else {})
+    )
+    missing = info["missing_keys"]
+    if missing:
+        raise ValueError(
+            f"{path_or_repo_id}: the checkpoint lacks {len(missing)} weight(s) its model needs "
+            f"({', '.join(map(str, missing[:3]))}{', ...' if len(missing) > 3 else ''}); it is "
+            "incomplete, and its scores would come from random weights"
+        )
     try:
         extractor = load_feature_extractor(path_or_repo_id)
     except FileNotFoundError:

@@ -2,7 +2,9 @@
 
 `FeatureExtractor` has the constructor arguments, defaults, call and ``preprocessor_config.json``
 format of Hugging Face's ``ASTFeatureExtractor``, on top of the NumPy fbank in
-`ast_jax.frontend.kaldi`.
+`ast_jax.frontend.kaldi`, and the conventions around it: ``return_tensors``, ``pad``,
+``model_input_names``, JSON strings and files, and ``from_pretrained`` / ``save_pretrained`` with
+local directories and hub ids.
 
 Shape legend: B batch, S samples, T frames (``max_length``), F mel bins.
 """
@@ -13,15 +15,16 @@ import dataclasses
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ast_jax.config import ASTConfig
 from ast_jax.files import write_json
+from ast_jax.frontend.batch import BatchFeature
 from ast_jax.frontend.kaldi import (
     FbankOptions,
     as_signal_array,
@@ -29,6 +32,7 @@ from ast_jax.frontend.kaldi import (
     fbank_stacked,
     samples_for_frames,
 )
+from ast_jax.hub import resolve
 
 __all__ = ["PREPROCESSOR_CONFIG", "PRESETS", "FeatureExtractor", "default_extractor"]
 
@@ -52,8 +56,10 @@ class FeatureExtractor:
     Constructor arguments and defaults are those of Hugging Face's ``ASTFeatureExtractor``
     (AudioSet statistics, 1024 frames, 128 mel bins, 16 kHz). Differences, all deliberate:
     ``padding_value`` is honoured (HF always pads with 0.0; equal at the default), unknown call
-    arguments raise instead of being ignored, ``return_attention_mask`` really returns a mask, and
-    integer PCM is rejected instead of passed through unscaled.
+    arguments raise instead of being ignored (and ``padding`` / ``truncation`` values asking for
+    something other than ``max_length`` frames raise), ``return_attention_mask`` really returns a
+    mask, integer PCM is rejected instead of passed through unscaled, and ``return_tensors=None``
+    gives one NumPy batch rather than a list of per-clip arrays.
 
     Pipeline per clip: fbank with ``window_type="hanning"``, ``sample_frequency=sampling_rate``,
     ``num_mel_bins`` and torchaudio's other defaults; keep the first ``max_length`` frames or append
@@ -71,6 +77,9 @@ class FeatureExtractor:
     std: float = 4.5689974
     return_attention_mask: bool = False
     padding_side: Literal["right"] = "right"
+
+    # As transformers' extractor: the model's input first (what `pad` pads), then the mask.
+    model_input_names: ClassVar[tuple[str, ...]] = ("input_values", "attention_mask")
 
     def __post_init__(self) -> None:
         check_value(self.feature_size == 1, "feature_size", self.feature_size, "1 (mono audio)")
@@ -103,10 +112,13 @@ class FeatureExtractor:
     def __call__(
         self,
         raw_speech: ArrayLike | Sequence[ArrayLike],
-        *,
         sampling_rate: int | None = None,
+        return_tensors: str | None = None,
+        *,
+        padding: bool | str = "max_length",
+        truncation: bool = True,
         return_num_frames: bool = False,
-    ) -> dict[str, NDArray]:
+    ) -> BatchFeature:
         """Features for one clip or a batch.
 
         Args:
@@ -114,17 +126,25 @@ class FeatureExtractor:
             row, or a list of 1-D arrays/lists of any lengths). Float audio in [-1, 1].
           sampling_rate: rate of ``raw_speech`` in Hz. Strongly recommended: a mismatch raises
             ``ValueError``; leaving it out only warns.
+          return_tensors: None or ``"np"`` for NumPy arrays, ``"jax"`` for `jax.Array`, ``"pt"``
+            for `torch.Tensor` (needs torch).
+          padding: what transformers callers pass; AST always pads to ``max_length`` frames, so
+            True and ``"max_length"`` are accepted and anything else raises.
+          truncation: likewise: True (every clip is cut to ``max_length`` frames).
           return_num_frames: also return ``num_frames``.
 
         Returns:
-          ``{"input_values": (B, max_length, num_mel_bins) float32}``, plus ``num_frames`` ``(B,)``
-          int32 (real, unpadded frames kept) when requested and ``attention_mask``
-          ``(B, max_length)`` int32 (1 on real frames) when ``return_attention_mask``.
+          A `BatchFeature` with ``input_values`` ``(B, max_length, num_mel_bins)`` float32, plus
+          ``num_frames`` ``(B,)`` int32 (real, unpadded frames kept) when requested and
+          ``attention_mask`` ``(B, max_length)`` int32 (1 on real frames) when
+          ``return_attention_mask``.
 
         Raises:
-          TypeError: integer, complex or non-numeric audio.
-          ValueError: sampling-rate mismatch; empty, non-finite, >2-D or too-short audio.
+          TypeError: integer, complex or non-numeric audio; an unknown argument.
+          ValueError: sampling-rate mismatch; empty, non-finite, >2-D or too-short audio; a
+            ``padding``/``truncation`` other than AST's; an unknown ``return_tensors``.
         """
+        _check_fixed_length(padding, truncation, self.max_length)
         self._check_sampling_rate(sampling_rate)
         clips = self._as_clips(raw_speech)
         features, counts = fbank_stacked(
@@ -147,7 +167,95 @@ class FeatureExtractor:
             output["attention_mask"] = (np.arange(self.max_length) < counts[:, None]).astype(
                 np.int32
             )
-        return output
+        return BatchFeature(output, tensor_type=return_tensors)
+
+    def pad(
+        self,
+        processed_features: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        padding: bool | str = True,
+        max_length: int | None = None,
+        truncation: bool = False,
+        pad_to_multiple_of: int | None = None,
+        return_attention_mask: bool | None = None,
+        return_tensors: str | None = None,
+    ) -> BatchFeature:
+        """Pads (and cuts) a batch of raw waveforms to one length, as transformers' `pad`.
+
+        This works on the model input's raw values (``model_input_names[0]``, the waveform
+        samples), not on features: it is the batching step of transformers' sequence extractors.
+        Samples are appended on the right with ``padding_value``.
+
+        Args:
+          processed_features: ``{"input_values": [clip, ...], ...}`` (a dict or `BatchFeature`)
+            or a list of ``{"input_values": clip, ...}``, each clip a 1-D array or list of floats;
+            an ``attention_mask`` given alongside is cut and padded with it.
+          padding: True or ``"longest"`` (to the longest clip), ``"max_length"`` (to
+            ``max_length``), False or ``"do_not_pad"``.
+          max_length: the length for ``padding="max_length"`` and for truncation.
+          truncation: cut clips longer than ``max_length`` (rounded up to
+            ``pad_to_multiple_of``).
+          pad_to_multiple_of: round the padded length up to a multiple of this.
+          return_attention_mask: also return ``attention_mask`` (1 on real samples); None for
+            the extractor's ``return_attention_mask``.
+          return_tensors: None for a 2-D array when all clips end up equally long and a list of
+            1-D arrays otherwise; ``"np"``, ``"jax"`` or ``"pt"`` for one tensor (a batch of
+            unequal lengths then raises: transformers makes a NumPy object array of it).
+
+        Returns:
+          A `BatchFeature`; float64 values become float32.
+
+        Raises:
+          ValueError: ``padding="max_length"`` or ``truncation=True`` without ``max_length``, an
+            unknown padding strategy, inconsistent batch sizes, or unequal lengths with
+            ``return_tensors``.
+        """
+        name = self.model_input_names[0]
+        features = _feature_lists(processed_features, name)
+        strategy = _padding_strategy(padding, max_length)
+        with_mask = (
+            self.return_attention_mask
+            if return_attention_mask is None
+            else bool(return_attention_mask)
+        )
+        batch = len(features[name])
+        masks = features.get("attention_mask")
+        if with_mask and masks is None:
+            masks = [np.ones(len(values), np.int32) for values in features[name]]
+        if truncation:
+            if max_length is None:
+                raise ValueError("truncation=True needs max_length, the length to cut clips to")
+            limit = _round_up(max_length, pad_to_multiple_of)
+            features[name] = [values[:limit] for values in features[name]]
+            if masks is not None:
+                masks = [mask[:limit] for mask in masks]
+        target = None
+        if strategy == "longest":
+            target = max((len(values) for values in features[name]), default=0)
+        elif strategy == "max_length":
+            target = max_length
+        if target is not None:
+            target = _round_up(target, pad_to_multiple_of)
+        padded, padded_masks = [], []
+        for i in range(batch):
+            values = features[name][i]
+            missing = 0 if target is None else max(target - len(values), 0)
+            padded.append(
+                np.pad(values, (0, missing), constant_values=self.padding_value)
+                if missing
+                else values
+            )
+            if masks is not None:
+                padded_masks.append(np.pad(masks[i], (0, missing)) if missing else masks[i])
+        output: dict[str, Any] = {**features, name: padded}
+        if masks is not None:  # requested, or given by the caller: cut and padded with the values
+            output["attention_mask"] = padded_masks
+        for key, rows in output.items():
+            rows = [r.astype(np.float32) if r.dtype == np.float64 else r for r in rows]
+            if return_tensors is None and len({len(r) for r in rows}) <= 1 and rows:
+                output[key] = np.stack(rows)
+            else:
+                output[key] = rows
+        return BatchFeature(output, tensor_type=return_tensors)
 
     def _check_sampling_rate(self, sampling_rate: int | None) -> None:
         if sampling_rate is None:
@@ -201,34 +309,176 @@ class FeatureExtractor:
         """The ``preprocessor_config.json`` contents, in Hugging Face's format."""
         return {"feature_extractor_type": "ASTFeatureExtractor", **dataclasses.asdict(self)}
 
+    def to_json_string(self) -> str:
+        """`to_dict()` as indented, key-sorted JSON text with a final newline."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def to_json_file(self, path: str | os.PathLike) -> None:
+        """Write `to_dict()` to ``path`` as JSON, atomically."""
+        write_json(path, self.to_dict())
+
     @classmethod
-    def from_dict(cls, config: dict[str, Any]) -> FeatureExtractor:
-        """Build from ``preprocessor_config.json`` contents; unknown keys raise ``ValueError``."""
+    def from_dict(cls, config: Mapping[str, Any], **overrides: Any) -> FeatureExtractor:
+        """Build from ``preprocessor_config.json`` contents; unknown keys raise ``ValueError``.
+
+        Args:
+          config: the parsed JSON object.
+          **overrides: constructor arguments that replace the file's, e.g. ``max_length=512``
+            (as transformers' keyword arguments to ``from_pretrained``).
+        """
         fields = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(config) - fields - _HF_METADATA_KEYS)
+        merged = {**config, **overrides}
+        unknown = sorted(set(merged) - fields - _HF_METADATA_KEYS)
         if unknown:
             raise ValueError(
                 f"unknown feature-extractor config keys {unknown}; expected {sorted(fields)}"
             )
-        kind = config.get("feature_extractor_type", "ASTFeatureExtractor")
+        kind = merged.get("feature_extractor_type", "ASTFeatureExtractor")
         if kind != "ASTFeatureExtractor":
             raise ValueError(f"feature_extractor_type {kind!r} is not 'ASTFeatureExtractor'")
-        return cls(**{key: value for key, value in config.items() if key in fields})
+        return cls(**{key: value for key, value in merged.items() if key in fields})
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> FeatureExtractor:
-        """Read ``directory/preprocessor_config.json`` (Hugging Face format)."""
-        path = Path(directory) / PREPROCESSOR_CONFIG
-        if not path.is_file():
-            raise FileNotFoundError(f"no {PREPROCESSOR_CONFIG} in {directory}")
+    def from_json_file(cls, path: str | os.PathLike, **overrides: Any) -> FeatureExtractor:
+        """Build from a JSON file of `to_dict()`'s format (see `from_dict`)."""
         with open(path, encoding="utf-8") as file:
-            return cls.from_dict(json.load(file))
+            data = json.load(file)
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+        return cls.from_dict(data, **overrides)
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``directory/preprocessor_config.json`` atomically; returns its path."""
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_repo_id: str | os.PathLike,
+        *,
+        subfolder: str = "",
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        token: bool | str | None = None,
+        force_download: bool = False,
+        **overrides: Any,
+    ) -> FeatureExtractor:
+        """Read ``preprocessor_config.json`` (Hugging Face format) from a directory, a hub repo id
+        or a JSON file path.
+
+        Args:
+          path_or_repo_id: a directory, a hub id such as
+            "MIT/ast-finetuned-audioset-10-10-0.4593", or the path of a JSON file.
+          subfolder: the folder inside the directory or repo that holds the file.
+          revision: hub branch, tag or commit.
+          cache_dir: the hub cache to use instead of huggingface_hub's default.
+          local_files_only: use the hub cache only, never the network (also implied by
+            ``HF_HUB_OFFLINE=1`` / ``TRANSFORMERS_OFFLINE=1``).
+          token: a hub token for private repos.
+          force_download: download again even when cached.
+          **overrides: constructor arguments that replace the file's (see `from_dict`).
+
+        Raises:
+          FileNotFoundError: no such directory or repo id, or no ``preprocessor_config.json``.
+          OSError: the hub can be reached neither online nor in the cache.
+          ValueError: unknown keys or invalid values.
+        """
+        path = Path(path_or_repo_id).expanduser()
+        if path.is_file():
+            return cls.from_json_file(path, **overrides)
+        directory = resolve(
+            path_or_repo_id,
+            revision,
+            [PREPROCESSOR_CONFIG],
+            subfolder=subfolder,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+            force_download=force_download,
+        )
+        if not (directory / PREPROCESSOR_CONFIG).is_file():
+            raise FileNotFoundError(f"no {PREPROCESSOR_CONFIG} in {directory}")
+        return cls.from_json_file(directory / PREPROCESSOR_CONFIG, **overrides)
+
+    def save_pretrained(self, directory: str | os.PathLike) -> list[str]:
+        """Write ``directory/preprocessor_config.json`` atomically (the directory is created if
+        needed).
+
+        Returns:
+          The written files' paths, as transformers' ``save_pretrained`` returns them.
+        """
         path = Path(directory) / PREPROCESSOR_CONFIG
         write_json(path, self.to_dict())
-        return path
+        return [str(path)]
+
+
+_PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")
+
+
+def _check_fixed_length(padding: Any, truncation: Any, max_length: int) -> None:
+    """AST's call pads and truncates to ``max_length`` frames: accept what says so, refuse the rest
+    (transformers ignores both arguments)."""
+    name = str(getattr(padding, "value", padding))
+    if padding is not True and name != "max_length":
+        raise ValueError(
+            f"padding={padding!r}: AST's extractor always pads to max_length={max_length} frames "
+            "(padding=True or 'max_length'); build a FeatureExtractor(max_length=...) for another "
+            "length, or use pad() to batch raw waveforms"
+        )
+    if truncation is not True:
+        raise ValueError(
+            f"truncation={truncation!r}: AST's extractor always cuts clips to max_length="
+            f"{max_length} frames (truncation=True); classify long audio in windows "
+            "(ast_jax.AudioClassifier) to see all of it"
+        )
+
+
+def _padding_strategy(padding: Any, max_length: int | None) -> str:
+    """transformers' padding argument as one of ``_PADDING_STRATEGIES``."""
+    if padding is True:
+        strategy = "longest"
+    elif padding is False:
+        strategy = "do_not_pad"
+    else:
+        strategy = str(getattr(padding, "value", padding))
+        if strategy not in _PADDING_STRATEGIES:
+            raise ValueError(
+                f"padding must be True, False or one of {_PADDING_STRATEGIES}, got {padding!r}"
+            )
+    if strategy == "max_length" and max_length is None:
+        raise ValueError("padding='max_length' needs max_length, the length to pad to")
+    return strategy
+
+
+def _round_up(length: int, multiple: int | None) -> int:
+    if multiple is None or length % multiple == 0:
+        return length
+    return (length // multiple + 1) * multiple
+
+
+def _feature_lists(
+    processed_features: Mapping[str, Any] | Sequence[Mapping[str, Any]], name: str
+) -> dict[str, list[np.ndarray]]:
+    """``{key: [1-D array per example]}`` from a dict of batches or a list of example dicts."""
+    if isinstance(processed_features, Sequence) and not isinstance(processed_features, Mapping):
+        examples = list(processed_features)
+        if not all(isinstance(example, Mapping) for example in examples):
+            raise ValueError("pad() takes a dict of batches or a list of dicts, one per example")
+        keys = examples[0].keys() if examples else [name]
+        processed_features = {key: [example[key] for example in examples] for key in keys}
+    if name not in processed_features:
+        raise ValueError(
+            f"pad() needs the model input {name!r}; got keys {sorted(processed_features)}"
+        )
+    features: dict[str, list[np.ndarray]] = {}
+    for key, batch in processed_features.items():
+        if isinstance(batch, np.ndarray) and batch.ndim == 1:
+            batch = [batch]
+        rows = [np.asarray(row) for row in batch]
+        if any(row.ndim != 1 for row in rows):
+            raise ValueError(f"pad() pads mono waveforms: every {key!r} row must be 1-D")
+        features[key] = rows
+    sizes = {key: len(rows) for key, rows in features.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"the batch sizes of the inputs differ: {sizes}")
+    return features
 
 
 def default_extractor(config: ASTConfig) -> FeatureExtractor:

@@ -33,6 +33,9 @@ P patch size, L layers, I intermediate width, C classes.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import flax.linen as nn
 import flax.struct
 import jax
@@ -44,9 +47,17 @@ from ast_jax.model.layers import ASTEmbeddings, ASTLayer, ASTMLPHead, layer_norm
 __all__ = ["ASTClassifierOutput", "ASTForAudioClassification", "ASTModel", "ASTModelOutput"]
 
 
+def _to_tuple(output: Any) -> tuple[Any, ...]:
+    return tuple(
+        getattr(output, field.name)
+        for field in dataclasses.fields(output)
+        if getattr(output, field.name) is not None
+    )
+
+
 @flax.struct.dataclass
 class ASTModelOutput:
-    """Backbone outputs.
+    """Backbone outputs (fields in transformers' order; `to_tuple()` is its tuple form).
 
     Attributes:
         last_hidden_state: `(B, N, D)` float32, after the final LayerNorm.
@@ -62,10 +73,14 @@ class ASTModelOutput:
     hidden_states: tuple[jax.Array, ...] | None = None
     attentions: tuple[jax.Array, ...] | None = None
 
+    def to_tuple(self) -> tuple[Any, ...]:
+        """The fields that are not None, in order (transformers' `return_dict=False` form)."""
+        return _to_tuple(self)
+
 
 @flax.struct.dataclass
 class ASTClassifierOutput:
-    """Classifier outputs.
+    """Classifier outputs (fields in transformers' order, without its `loss`).
 
     Attributes:
         logits: `(B, C)` float32, raw scores (apply a sigmoid for AudioSet probabilities).
@@ -76,6 +91,10 @@ class ASTClassifierOutput:
     logits: jax.Array
     hidden_states: tuple[jax.Array, ...] | None = None
     attentions: tuple[jax.Array, ...] | None = None
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        """The fields that are not None, in order (transformers' `return_dict=False` form)."""
+        return _to_tuple(self)
 
 
 def _check_input(input_values: jax.Array, config: ASTConfig) -> None:
@@ -91,6 +110,8 @@ class ASTModel(nn.Module):
     """AST backbone: `(B, T, F)` log-mel features -> `ASTModelOutput`."""
 
     config: ASTConfig
+    # The name of the first argument of `__call__`, as transformers' `model.main_input_name`.
+    main_input_name = "input_values"
 
     @nn.compact
     def __call__(
@@ -98,17 +119,19 @@ class ASTModel(nn.Module):
         input_values: jax.typing.ArrayLike,
         *,
         deterministic: bool = True,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
     ) -> ASTModelOutput:
         """Runs the backbone.
 
         Args:
             input_values: `(B, T, F)` = `(B, max_length, num_mel_bins)` normalised log-mel features.
             deterministic: disables dropout; pass False with a "dropout" rng to train.
-            output_hidden_states: also return the embeddings output and every layer output.
+            output_hidden_states: also return the embeddings output and every layer output; None
+                for `config.output_hidden_states`.
             output_attentions: also return every layer's attention probabilities (computed
-                explicitly instead of by the fused kernel, so slower and `O(N^2)` in memory).
+                explicitly instead of by the fused kernel, so slower and `O(N^2)` in memory); None
+                for `config.output_attentions`.
 
         Returns:
             `ASTModelOutput`.
@@ -117,6 +140,10 @@ class ASTModel(nn.Module):
             ValueError: `input_values` has the wrong shape.
         """
         cfg = self.config
+        if output_hidden_states is None:
+            output_hidden_states = cfg.output_hidden_states
+        if output_attentions is None:
+            output_attentions = cfg.output_attentions
         x = jnp.asarray(input_values)
         _check_input(x, cfg)
         x = ASTEmbeddings(cfg, name="embeddings")(x, deterministic=deterministic)  # (B, N, D)
@@ -141,6 +168,8 @@ class ASTForAudioClassification(nn.Module):
     """AST with the `LN -> Dense` head: `(B, T, F)` features -> `ASTClassifierOutput`."""
 
     config: ASTConfig
+    # The name of the first argument of `__call__`, as transformers' `model.main_input_name`.
+    main_input_name = "input_values"
 
     @nn.compact
     def __call__(
@@ -148,16 +177,18 @@ class ASTForAudioClassification(nn.Module):
         input_values: jax.typing.ArrayLike,
         *,
         deterministic: bool = True,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
     ) -> ASTClassifierOutput:
         """Runs backbone and head.
 
         Args:
             input_values: `(B, T, F)` = `(B, max_length, num_mel_bins)` normalised log-mel features.
             deterministic: disables dropout; pass False with a "dropout" rng to train.
-            output_hidden_states: also return the backbone's hidden states.
-            output_attentions: also return every layer's attention probabilities (see `ASTModel`).
+            output_hidden_states: also return the backbone's hidden states; None for
+                `config.output_hidden_states`.
+            output_attentions: also return every layer's attention probabilities (see `ASTModel`);
+                None for `config.output_attentions`.
 
         Returns:
             `ASTClassifierOutput` with `(B, C)` float32 logits.
