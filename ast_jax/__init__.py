@@ -2,13 +2,14 @@
 
 The package is built in floors, each importing only the floors below it:
 
-    config, files, exports       base: the model config, atomic file writes, lazy exports
+    hub, files                   ground: hub ids -> cached snapshots, atomic file writes
+    config, exports              base: the model config, lazy exports
     runtime                      device meshes, shardings, batching strategies
     frontend                     audio decoding, Kaldi fbank (NumPy and JAX), feature extractor
     model                        Flax modules, attention kernels, params, positions, scores
     checkpoints                  ast-jax / Hugging Face directories, hub ids, original .pth files
     plots                        every figure (matplotlib's object API)
-    inference | training         the classifier pipeline | fine-tuning and training
+    inference | training | export  the classifier pipeline | fine-tuning | serving artifacts
     cli                          the ``ast-jax`` command line
 
 The names below are the public API. They are imported on first use, so ``import ast_jax`` is
@@ -31,6 +32,7 @@ _EXPORTS = {
     "fbank": "ast_jax.frontend.kaldi",
     "fbank_batch": "ast_jax.frontend.kaldi",
     "FeatureExtractor": "ast_jax.frontend.extractor",
+    "BatchFeature": "ast_jax.frontend.batch",
     "Windowing": "ast_jax.frontend.windows",
     "extract_features": "ast_jax.frontend.jax_fbank",
     "ASTForAudioClassification": "ast_jax.model.modules",
@@ -64,6 +66,9 @@ _EXPORTS = {
     "finetune": "ast_jax.training.finetune",
     "evaluate_model": "ast_jax.training.finetune",
     "fit": "ast_jax.training.loop",
+    "export_model": "ast_jax.export.artifact",
+    "export_onnx": "ast_jax.export.onnx",
+    "export_stablehlo": "ast_jax.export.stablehlo",
 }
 
 __all__ = [
@@ -71,6 +76,7 @@ __all__ = [
     "ASTForAudioClassification",
     "ASTModel",
     "AudioClassifier",
+    "BatchFeature",
     "Classification",
     "Embedding",
     "Failure",
@@ -87,6 +93,9 @@ __all__ = [
     "evaluate_model",
     "explain",
     "export_hf",
+    "export_model",
+    "export_onnx",
+    "export_stablehlo",
     "extract_features",
     "fbank",
     "fbank_batch",
@@ -130,7 +139,11 @@ if TYPE_CHECKING:
         save_pretrained,
     )
     from ast_jax.config import ASTConfig
+    from ast_jax.export.artifact import export_model
+    from ast_jax.export.onnx import export_onnx
+    from ast_jax.export.stablehlo import export_stablehlo
     from ast_jax.frontend.audio import load_audio, stream_audio
+    from ast_jax.frontend.batch import BatchFeature
     from ast_jax.frontend.extractor import FeatureExtractor
     from ast_jax.frontend.jax_fbank import extract_features
     from ast_jax.frontend.kaldi import FbankOptions, fbank, fbank_batch

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from ast_jax.training.augment import (
+    MIXUP_ALPHA,
     add_noise,
     mask_along_axis,
-    mixup_targets,
-    mixup_waveforms,
+    mixup,
     normalize,
     roll_time,
     spec_augment,
@@ -158,21 +158,47 @@ def test_augment_features_frequency_warp():
         TrainConfig(freq_warp=-0.1)
 
 
-def test_mixup_waveforms():
+def _original_mixup(first, second, lam):
+    """The original recipe's two-clip mixup, written out in NumPy: each clip's mean removed, the
+    partner cut or zero-padded to the first clip's length, mixed, the mixture's mean removed."""
+    first, second = first - first.mean(), second - second.mean()
+    partner = np.zeros_like(first)
+    partner[: min(first.size, second.size)] = second[: first.size]
+    mixed = lam * first + (1 - lam) * partner
+    return mixed - mixed.mean()
+
+
+def test_mixup_of_a_batch_follows_the_original():
     rng = np.random.default_rng(0)
-    first, second = rng.normal(size=100) + 3.0, rng.normal(size=60) - 2.0
-    mixed, lam = mixup_waveforms(np.random.default_rng(1), first, second)
-    assert mixed.shape == (100,)
-    assert lam == np.random.default_rng(1).beta(10.0, 10.0)
-    partner = np.zeros(100)
-    partner[:60] = second - second.mean()  # zero-padded to the first clip's length
-    expected = lam * (first - first.mean()) + (1 - lam) * partner
-    np.testing.assert_allclose(mixed, expected - expected.mean(), atol=1e-5)
-    cut, _ = mixup_waveforms(np.random.default_rng(1), second, first)  # partner cut to 60
-    assert cut.shape == (60,)
+    lengths = np.array([100, 60, 80, 120], np.int32)
+    waves = np.zeros((4, 120), np.float32)
+    for row, length in enumerate(lengths):
+        waves[row, :length] = rng.normal(size=length) + 3.0 * row  # distinct means
+    targets = np.eye(4, dtype=np.float32)
+    key = jax.random.key(7)
+    mixed, mixed_targets = mixup(key, waves, lengths, targets, probability=1.0)
+    # The draws of `mixup`, from its key as it splits it.
+    _, partner_key, lam_key = jax.random.split(key, 3)
+    partners = np.asarray(jax.random.randint(partner_key, (4,), 0, 4))
+    lams = np.asarray(jax.random.beta(lam_key, MIXUP_ALPHA, MIXUP_ALPHA, (4,)))
+    assert MIXUP_ALPHA == 10.0 and 0.2 < lams.min() and lams.max() < 0.8
+    for row, (partner, lam) in enumerate(zip(partners, lams, strict=True)):
+        n, m = lengths[row], lengths[partner]
+        expected = _original_mixup(waves[row, :n], waves[partner, :m], lam)
+        np.testing.assert_allclose(mixed[row, :n], expected, atol=1e-5)
+        assert not np.asarray(mixed[row, n:]).any()  # still zero past the clip's end
+        # Label arithmetic: lam at the clip's classes, 1 - lam at the partner's (1 if shared).
+        np.testing.assert_allclose(
+            mixed_targets[row], lam * targets[row] + (1 - lam) * targets[partner], atol=1e-6
+        )
 
 
-def test_mixup_label_arithmetic():
-    first = np.array([1.0, 0.0, 1.0, 0.0])
-    second = np.array([0.0, 1.0, 1.0, 0.0])
-    np.testing.assert_allclose(mixup_targets(first, second, 0.3), [0.3, 0.7, 1.0, 0.0])
+def test_mixup_probability_selects_examples():
+    waves = jnp.ones((64, 16)) * jnp.arange(64)[:, None]
+    lengths, targets = jnp.full((64,), 16), jnp.eye(64)
+    same, same_targets = mixup(jax.random.key(0), waves, lengths, targets, probability=0.0)
+    assert same is waves and same_targets is targets
+    mixed, _ = mixup(jax.random.key(0), waves, lengths, targets, probability=0.5)
+    untouched = np.all(np.asarray(mixed) == np.asarray(waves), axis=1)
+    # Each row is mixed with probability 1/2: 64 rows, 3 standard deviations is 12.
+    assert 20 <= untouched.sum() <= 44

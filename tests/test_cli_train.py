@@ -8,6 +8,7 @@ import soundfile
 
 from ast_jax.checkpoints.pretrained import export_hf, load_feature_extractor, load_pretrained
 from ast_jax.cli.main import main
+from ast_jax.training.state import StateCheckpoints
 
 RATE = 16000
 
@@ -40,8 +41,9 @@ def test_finetune_then_evaluate(trainable_config, dataset, tmp_path, capsys):
     root, config_json = dataset
     out = tmp_path / "run"
     assert main(_finetune_args(root, config_json, out, epochs=2)) == 0
-    for name in ("history.json", "history.csv", "curves.png", "state/state.json"):
+    for name in ("history.json", "history.csv", "curves.png"):
         assert (out / name).is_file()
+    assert StateCheckpoints(out / "state").latest() == 2 * 3  # 2 epochs of 3 batches of 4
     config, params = load_pretrained(out / "model")
     assert config.labels == ("high", "low")
     assert config.problem_type == "single_label_classification"

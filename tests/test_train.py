@@ -13,8 +13,10 @@ from flax.traverse_util import flatten_dict
 from ast_jax.checkpoints.pretrained import load_pretrained
 from ast_jax.model.modules import ASTForAudioClassification
 from ast_jax.training.config import TrainConfig
+from ast_jax.training.loader import FeatureBatches
 from ast_jax.training.loop import fit
 from ast_jax.training.optimizer import learning_rate_schedule, make_optimizer
+from ast_jax.training.state import StateCheckpoints
 from ast_jax.training.step import loss_fn, make_train_step
 
 # float32 losses and Adam updates against torch's float32: a few ulps of the values involved.
@@ -142,7 +144,11 @@ MARGIN = 0.4
 
 @pytest.fixture(scope="module")
 def task(synthetic_task):
-    return synthetic_task(192, seed=0), synthetic_task(48, seed=1)
+    train = FeatureBatches(
+        *synthetic_task(192, seed=0), batch_size=TRAIN.batch_size, seed=TRAIN.seed
+    )
+    val = FeatureBatches(*synthetic_task(48, seed=1), batch_size=TRAIN.eval_batch_size)
+    return train, val
 
 
 @pytest.fixture(scope="module")
@@ -150,15 +156,9 @@ def full_run(trainable_config, trainable_params, trainable_extractor, task, tmp_
     out = tmp_path_factory.mktemp("full")
     train, val = task
     return out, fit(
-        trainable_config,
-        trainable_params(),
-        trainable_extractor,
-        train,
-        val,
-        TRAIN,
-        out,
+        trainable_config, trainable_params(), trainable_extractor, train, val, TRAIN, out,
         progress=False,
-    )
+    )  # fmt: skip
 
 
 def test_loss_falls_and_accuracy_rises(full_run):
@@ -183,45 +183,15 @@ def test_saved_models_load(trainable_config, full_run):
         np.testing.assert_array_equal(_flat(averaged)[name], value)
 
 
-def test_resume_equals_uninterrupted_run(
-    trainable_config, trainable_params, trainable_extractor, task, full_run, tmp_path
-):
-    _, uninterrupted = full_run
+def _fit(trainable_config, trainable_params, trainable_extractor, task, train_config, out, **kw):
     train, val = task
-    fit(
-        trainable_config,
-        trainable_params(),
-        trainable_extractor,
-        train,
-        val,
-        dataclasses.replace(TRAIN, epochs=10),
-        tmp_path,
-        progress=False,
-    )
-    changed = dataclasses.replace(TRAIN, learning_rate=1e-3)
-    with pytest.raises(ValueError, match="learning_rate"):  # only `epochs` may change
-        fit(
-            trainable_config,
-            trainable_params(),
-            trainable_extractor,
-            train,
-            val,
-            changed,
-            tmp_path,
-            resume=True,
-            progress=False,
-        )
-    resumed = fit(
-        trainable_config,
-        trainable_params(),
-        trainable_extractor,
-        train,
-        val,
-        TRAIN,
-        tmp_path,
-        resume=True,
-        progress=False,
-    )
+    return fit(
+        trainable_config, trainable_params(), trainable_extractor, train, val, train_config, out,
+        progress=False, **kw,
+    )  # fmt: skip
+
+
+def _assert_same_run(resumed, uninterrupted):
     # Same batches, keys and optimiser state: bit-exact on one CPU device.
     for name, value in _flat(uninterrupted.params).items():
         np.testing.assert_array_equal(_flat(resumed.params)[name], value, err_msg=name)
@@ -229,6 +199,67 @@ def test_resume_equals_uninterrupted_run(
         np.testing.assert_array_equal(_flat(resumed.averaged_params)[name], value, err_msg=name)
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in uninterrupted.history]
     assert [{k: v for k, v in r.items() if k != "seconds"} for r in resumed.history] == strip
+
+
+def test_resume_equals_uninterrupted_run(
+    trainable_config, trainable_params, trainable_extractor, task, full_run, tmp_path
+):
+    _, uninterrupted = full_run
+    args = (trainable_config, trainable_params, trainable_extractor, task)
+    _fit(*args, dataclasses.replace(TRAIN, epochs=10), tmp_path)
+    changed = dataclasses.replace(TRAIN, learning_rate=1e-3)
+    with pytest.raises(ValueError, match="learning_rate"):  # only `epochs` may change
+        _fit(*args, changed, tmp_path, resume=True)
+    _assert_same_run(_fit(*args, TRAIN, tmp_path, resume=True), uninterrupted)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_mid_epoch_equals_uninterrupted_run(
+    trainable_config, trainable_params, trainable_extractor, task, full_run, tmp_path, monkeypatch
+):
+    """A run stopped inside an epoch (after a state saved 4 steps into epoch 7) resumes there."""
+    _, uninterrupted = full_run
+    args = (trainable_config, trainable_params, trainable_extractor, task)
+    train, _ = task
+    steps = train.steps_per_epoch
+    original = FeatureBatches.epoch
+    stop_at = (6, 6)  # epoch 7, after step 6 (the state of step 4 is the newest)
+
+    def interrupted(self, epoch, start_step=0):
+        for step, batch in enumerate(original(self, epoch, start_step), start=start_step):
+            if (epoch, step) == stop_at:
+                raise _Interrupt
+            yield batch
+
+    monkeypatch.setattr(FeatureBatches, "epoch", interrupted)
+    with pytest.raises(_Interrupt):
+        _fit(*args, TRAIN, tmp_path, save_every=4)
+    monkeypatch.setattr(FeatureBatches, "epoch", original)
+    assert StateCheckpoints(tmp_path / "state").latest() == 6 * steps + 4
+    _assert_same_run(_fit(*args, TRAIN, tmp_path, resume=True, save_every=4), uninterrupted)
+    kept = sorted(int(p.name) for p in (tmp_path / "state").iterdir() if p.name.isdigit())
+    assert kept[-2:] == [TRAIN.epochs * steps - 4, TRAIN.epochs * steps]  # keep=2 latest
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_state(
+    trainable_config, trainable_params, trainable_extractor, task, tmp_path
+):
+    train, val = task
+    poisoned = FeatureBatches(
+        np.where(np.arange(len(train.features))[:, None, None] == 5, np.nan, train.features),
+        train.targets, batch_size=TRAIN.batch_size, seed=TRAIN.seed,
+    )  # fmt: skip
+    config = dataclasses.replace(TRAIN, epochs=2)
+    with pytest.raises(FloatingPointError, match="last good state"):
+        fit(
+            trainable_config, trainable_params(), trainable_extractor, poisoned, val, config,
+            tmp_path, progress=False, log_every=1,
+        )  # fmt: skip
+    assert StateCheckpoints(tmp_path / "state").latest() is None  # nothing saved after the NaN
+    assert not (tmp_path / "model").exists()
 
 
 def test_train_config_errors():

@@ -29,8 +29,10 @@ __all__ = [
     "EXIT_CANNOT_RUN",
     "EXIT_INPUT_FAILED",
     "EXIT_OK",
+    "MANIFEST_SUFFIX",
     "MODEL_HELP",
     "CommandError",
+    "add_distributed",
     "add_format",
     "add_model_and_inputs",
     "add_output",
@@ -39,11 +41,15 @@ __all__ = [
     "positive_int",
     "report",
     "split_model",
+    "start_distributed",
 ]
 
 EXIT_OK = 0
 EXIT_INPUT_FAILED = 1
 EXIT_CANNOT_RUN = 2
+
+# Inputs with this suffix are manifests: a CSV whose first column lists audio files.
+MANIFEST_SUFFIX = ".csv"
 
 MODEL_HELP = (
     "a checkpoint directory (ast-jax or Hugging Face), a hub id or a bundled model "
@@ -99,7 +105,7 @@ def _names_model(argument: str) -> bool:
         return True
     if path.exists():
         return path.is_dir() and (path / "config.json").is_file()
-    return path.suffix.lower() not in AUDIO_EXTENSIONS
+    return path.suffix.lower() not in AUDIO_EXTENSIONS | {MANIFEST_SUFFIX}
 
 
 def split_model(args: argparse.Namespace) -> None:
@@ -111,16 +117,29 @@ def split_model(args: argparse.Namespace) -> None:
     args.inputs = [Path(argument) for argument in arguments]
 
 
-def expand_inputs(paths: Sequence[Path]) -> tuple[list[Path], int]:
-    """Files named or found in directories, and the number of arguments that gave none (each
-    reported on stderr)."""
+def expand_inputs(paths: Sequence[Path], errors: list[str] | None = None) -> tuple[list[Path], int]:
+    """Files named, found in directories (sorted) or listed by ``.csv`` manifests (in row order,
+    `ast_jax.inference.parts.read_manifest`), in argument order, and the number of arguments that
+    gave none (each reported on stderr, and its message appended to ``errors`` if given)."""
     files, failures = [], 0
     for path in paths:
         try:
-            files.extend(find_audio(path))
+            if path.suffix.lower() == MANIFEST_SUFFIX:
+                from ast_jax.inference.parts import read_manifest
+
+                files.extend(read_manifest(path))
+            else:
+                files.extend(find_audio(path))
         except FileNotFoundError as error:
-            report(str(error))
-            failures += 1
+            message = str(error) if path.exists() else f"{path}: not found"
+        except (OSError, ValueError) as error:  # an unreadable or empty manifest
+            message = str(error)
+        else:
+            continue
+        report(message)
+        failures += 1
+        if errors is not None:
+            errors.append(message)
     return files, failures
 
 
@@ -130,3 +149,33 @@ def add_format(parser: argparse.ArgumentParser, choices: Sequence[str]) -> None:
     parser.add_argument(
         "--json", dest="format", action="store_const", const="json", help=argparse.SUPPRESS
     )
+
+
+def add_distributed(parser: argparse.ArgumentParser) -> None:
+    """The flags that join a multi-process run (`ast_jax.runtime.distributed`)."""
+    group = parser.add_argument_group(
+        "multi-process runs",
+        "Run the same command in every process. --distributed detects the cluster (TPU pods, "
+        "SLURM, Open MPI); elsewhere give --coordinator, --num-processes and --process-id.",
+    )
+    group.add_argument("--distributed", action="store_true", help="detect the cluster")
+    group.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    group.add_argument("--num-processes", type=positive_int, help="processes in the run")
+    group.add_argument("--process-id", type=int, help="this process, 0 .. N-1")
+
+
+def start_distributed(args: argparse.Namespace) -> bool:
+    """Joins the multi-process run the flags ask for; returns whether there is one."""
+    explicit = (args.coordinator, args.num_processes, args.process_id)
+    if not args.distributed and all(value is None for value in explicit):
+        return False
+    from ast_jax.runtime.distributed import initialize
+
+    try:
+        if args.distributed:
+            initialize()
+        else:
+            initialize(*explicit)
+    except (ValueError, RuntimeError) as error:
+        raise CommandError(f"cannot join the multi-process run: {error}") from error
+    return True

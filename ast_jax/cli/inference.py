@@ -1,9 +1,12 @@
-"""The inference commands: ``classify``, ``embed``, ``info`` and ``explain``."""
+"""The inference commands: ``classify``, ``embed``, ``info``, ``explain``, and ``merge`` (the parts
+of a ``classify`` or ``embed`` run with ``--parts``, `ast_jax.inference.parts`)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -16,6 +19,7 @@ from ast_jax.cli.common import (
     EXIT_OK,
     MODEL_HELP,
     CommandError,
+    add_distributed,
     add_format,
     add_model_and_inputs,
     add_output,
@@ -23,9 +27,11 @@ from ast_jax.cli.common import (
     expand_inputs,
     positive_int,
     report,
+    start_distributed,
 )
 from ast_jax.cli.output import FORMATS, output_names, print_results, summary
 from ast_jax.inference.embeddings import EMBEDDING_FORMATS, save_embeddings
+from ast_jax.inference.parts import PART_SIZE
 from ast_jax.inference.results import AGGREGATES, Classification, Embedding, Failure
 from ast_jax.model.scores import ACTIVATIONS
 
@@ -36,6 +42,8 @@ __all__ = ["add_commands"]
 
 # Fewer windows than this finish in a blink; a progress bar would only add noise.
 _PROGRESS_MIN_WINDOWS = 32
+# The options of classify and embed, besides their own, that change a run's results.
+_RESULT_OPTIONS = ("window", "hop", "length_bucket", "batch_size")
 
 
 def _load_checkpoint(model: str | None) -> tuple[Any, Any, Any]:
@@ -48,11 +56,14 @@ def _load_checkpoint(model: str | None) -> tuple[Any, Any, Any]:
         raise CommandError(f"cannot load model {model}: {error}") from error
 
 
-def _load_classifier(args: argparse.Namespace, **options: str | None) -> AudioClassifier:
-    """The classifier of ``args.model`` with the window options; failures exit with code 2."""
+def _load_classifier(
+    args: argparse.Namespace, checkpoint: tuple | None = None, **options: str | None
+) -> AudioClassifier:
+    """The classifier of ``args.model`` (or of ``checkpoint``, already loaded) with the window
+    options; failures exit with code 2."""
     from ast_jax.inference.classifier import AudioClassifier
 
-    checkpoint = _load_checkpoint(args.model)
+    checkpoint = checkpoint or _load_checkpoint(args.model)
     try:
         return AudioClassifier(
             *checkpoint,
@@ -81,17 +92,98 @@ def _with_progress(
         yield from run(files, progress=bar.update)
 
 
+def _start_processes(args: argparse.Namespace) -> None:
+    """Joins the multi-process run the flags ask for; one needs ``--parts`` (each process runs
+    its own parts)."""
+    explicit = (args.coordinator, args.num_processes, args.process_id)
+    asked = args.distributed or any(value is not None for value in explicit)
+    if asked and args.parts is None:
+        raise CommandError(
+            "a multi-process run writes its results in parts: give --parts DIR, then run "
+            "ast-jax merge DIR"
+        )
+    start_distributed(args)
+
+
+def _run_parts(
+    args: argparse.Namespace,
+    files: Sequence[Path],
+    input_errors: list[str],
+    checkpoint: tuple,
+    options: dict[str, Any],
+    info: dict[str, Any],
+    compute: Callable[[list[Path]], Iterator[Any]],
+) -> int:
+    """Runs this process's unwritten parts of ``files`` in ``args.parts`` (`compute` gives one
+    outcome per input); exit code 1 if an input failed."""
+    import jax
+    from tqdm import tqdm
+
+    from ast_jax.inference.parts import (
+        PartsError,
+        assigned_parts,
+        fingerprint_model,
+        start_parts,
+        write_parts,
+    )
+
+    try:
+        run = start_parts(
+            args.parts,
+            kind=args.command,
+            inputs=files,
+            part_size=args.part_size,
+            model_sha256=fingerprint_model(*checkpoint),
+            options=options,
+            info={"model": args.model or DEFAULT_BUNDLED_MODEL, **info},
+        )
+    except PartsError as error:
+        raise CommandError(str(error)) from error
+    except OSError as error:
+        raise CommandError(f"cannot write {args.parts}: {error}") from error
+    index, count = jax.process_index(), jax.process_count()
+    mine = assigned_parts(run.num_parts, index, count)
+    todo = [part for part in mine if not run.is_written(part)]
+    inputs = [files[i] for part in todo for i in run.span(part)]
+    failures = len(input_errors)
+    disable = args.quiet or len(inputs) < _PROGRESS_MIN_WINDOWS
+    with tqdm(total=len(inputs), unit="input", disable=disable, file=sys.stderr) as bar:
+
+        def counted() -> Iterator[Any]:
+            nonlocal failures
+            for outcome in compute(inputs):
+                failures += isinstance(outcome, Failure)
+                bar.update(1)
+                yield outcome
+
+        try:
+            for _ in write_parts(run, todo, counted()):
+                pass
+        except OSError as error:
+            raise CommandError(f"cannot write {args.parts}: {error}") from error
+    print(
+        f"{run.directory}: process {index} of {count} wrote {len(todo)} parts, skipped "
+        f"{len(mine) - len(todo)} already written ({run.num_parts} parts in all; "
+        f"ast-jax merge {run.directory} joins them)"
+    )
+    return EXIT_INPUT_FAILED if failures else EXIT_OK
+
+
 def _classify(args: argparse.Namespace) -> int:
-    files, failures = expand_inputs(args.inputs)
-    classifier = _load_classifier(args, activation=args.activation, aggregate=args.aggregate)
-    results = []
+    _start_processes(args)
+    input_errors: list[str] = []
+    files, failures = expand_inputs(args.inputs, input_errors)
+    checkpoint = _load_checkpoint(args.model)
+    classifier = _load_classifier(
+        args, checkpoint, activation=args.activation, aggregate=args.aggregate
+    )
     timeline_names = output_names(files, ".png")
-    for result in _with_progress(classifier, files, args.quiet, classifier.classify_iter):
+
+    def outcome(result: Classification | Failure) -> dict[str, Any] | Failure:
+        """A failure (reported), or the JSON record of a result (its timeline drawn)."""
         if isinstance(result, Failure):
             report(f"{result.source}: {result.error}")
-            failures += 1
-            continue
-        results.append(summary(result, args.top_k, args.per_window))
+            return result
         if args.timeline is not None:
             from ast_jax.plots import save_timeline
 
@@ -102,37 +194,127 @@ def _classify(args: argparse.Namespace) -> int:
                 args.timeline / timeline_names[str(result.source)],
                 title=Path(result.source).name,
             )
+        return summary(result, args.top_k, args.per_window)
+
+    if args.parts is not None:
+        options = {
+            name: getattr(args, name)
+            for name in ("top_k", "per_window", "aggregate", "activation", *_RESULT_OPTIONS)
+        }
+        info = {"format": args.format, "input_errors": input_errors}
+        return _run_parts(
+            args,
+            files,
+            input_errors,
+            checkpoint,
+            options,
+            info,
+            lambda paths: map(outcome, classifier.classify_iter(paths)),
+        )
+    results = []
+    for result in _with_progress(classifier, files, args.quiet, classifier.classify_iter):
+        record = outcome(result)
+        if isinstance(record, Failure):
+            failures += 1
+        else:
+            results.append(record)
     print_results(results, args.format)
     return EXIT_INPUT_FAILED if failures else EXIT_OK
 
 
-def _embed(args: argparse.Namespace) -> int:
-    if args.output.suffix not in EMBEDDING_FORMATS:
+def _check_embedding_output(output: Path, tokens: bool, hidden_states: bool) -> None:
+    if output.suffix not in EMBEDDING_FORMATS:
         raise CommandError(f"-o must end in one of {', '.join(EMBEDDING_FORMATS)}")
-    if args.output.suffix == ".npy" and (args.tokens or args.hidden_states):
+    if output.suffix == ".npy" and (tokens or hidden_states):
         raise CommandError("--tokens and --hidden-states need -o .npz or .safetensors")
-    files, failures = expand_inputs(args.inputs)
-    classifier = _load_classifier(args)
 
-    def run(paths, progress):
+
+def _save_embeddings(output: Path, embeddings: list[Embedding]) -> None:
+    """Writes the embeddings (if any) and says where."""
+    if embeddings:
+        try:
+            written = save_embeddings(output, embeddings)
+        except OSError as error:
+            raise CommandError(f"cannot write {output}: {error}") from error
+        print(f"{len(embeddings)} embeddings -> {', '.join(map(str, written))}")
+
+
+def _embed(args: argparse.Namespace) -> int:
+    _check_embedding_output(args.output, args.tokens, args.hidden_states)
+    _start_processes(args)
+    input_errors: list[str] = []
+    files, failures = expand_inputs(args.inputs, input_errors)
+    checkpoint = _load_checkpoint(args.model)
+    classifier = _load_classifier(args, checkpoint)
+
+    def run(paths, progress=None):
         return classifier.embed_iter(
             paths, tokens=args.tokens, hidden_states=args.hidden_states, progress=progress
         )
 
-    embeddings = []
-    for result in _with_progress(classifier, files, args.quiet, run):
+    def outcome(result: Embedding | Failure) -> Embedding | Failure:
         if isinstance(result, Failure):
             report(f"{result.source}: {result.error}")
+        return result
+
+    if args.parts is not None:
+        options = {
+            name: getattr(args, name) for name in ("tokens", "hidden_states", *_RESULT_OPTIONS)
+        }
+        info = {"output": str(args.output), "input_errors": input_errors}
+        return _run_parts(
+            args,
+            files,
+            input_errors,
+            checkpoint,
+            options,
+            info,
+            lambda paths: map(outcome, run(paths)),
+        )
+    embeddings = []
+    for result in _with_progress(classifier, files, args.quiet, run):
+        if isinstance(outcome(result), Failure):
             failures += 1
         else:
             embeddings.append(result)
-    if embeddings:
+    _save_embeddings(args.output, embeddings)
+    return EXIT_INPUT_FAILED if failures else EXIT_OK
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from ast_jax.files import atomic_write
+    from ast_jax.inference.parts import PartsError, merge_parts
+
+    try:
+        merged = merge_parts(args.directory)
+    except PartsError as error:
+        raise CommandError(str(error)) from error
+    settings = merged.run.settings
+    input_errors = settings.get("input_errors", [])
+    for message in input_errors:
+        report(message)
+    for source, error in merged.failures:
+        report(f"{source}: {error}")
+    failed = len(input_errors) + len(merged.failures)
+    if merged.run.kind == "embed":
+        output = args.output or Path(settings["output"])
+        options = settings["options"]
+        _check_embedding_output(output, options["tokens"], options["hidden_states"])
+        _save_embeddings(output, merged.results)
+    elif args.output is None:
+        print_results(merged.results, args.format or settings.get("format", "table"))
+    else:
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text):
+            print_results(merged.results, args.format or settings.get("format", "table"))
         try:
-            written = save_embeddings(args.output, embeddings)
+            atomic_write(
+                args.output, lambda temp: Path(temp).write_text(text.getvalue(), encoding="utf-8")
+            )
         except OSError as error:
             raise CommandError(f"cannot write {args.output}: {error}") from error
-        print(f"{len(embeddings)} embeddings -> {', '.join(map(str, written))}")
-    return EXIT_INPUT_FAILED if failures else EXIT_OK
+        print(f"{len(merged.results)} results -> {args.output}")
+    return EXIT_INPUT_FAILED if failed else EXIT_OK
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -244,8 +426,27 @@ def _add_window_arguments(parser: argparse.ArgumentParser) -> None:
     add_quiet(parser)
 
 
+def _add_parts_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "inference in parts",
+        "Cut the inputs (in order) into parts of N and write each part to DIR once it is done; "
+        "a run restarted with the same settings skips the parts written, and each process of a "
+        "multi-process run writes the parts k with k % processes == its id. ast-jax merge DIR "
+        "joins the parts into this command's ordinary output (embed: the -o file).",
+    )
+    group.add_argument("--parts", type=Path, metavar="DIR", help="write the results in parts here")
+    group.add_argument(
+        "--part-size",
+        type=positive_int,
+        default=PART_SIZE,
+        metavar="N",
+        help=f"inputs per part (default {PART_SIZE})",
+    )
+    add_distributed(parser)
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    """Registers ``classify``, ``embed``, ``info`` and ``explain``."""
+    """Registers ``classify``, ``embed``, ``merge``, ``info`` and ``explain``."""
     classify = commands.add_parser(
         "classify", help="labels and scores of audio files, per clip and per window"
     )
@@ -268,6 +469,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="draw top labels over time to DIR/<name>.png (name clash: DIR/<dir>__<name>.png)",
     )
+    _add_parts_arguments(classify)
     classify.set_defaults(run=_classify)
 
     embed = commands.add_parser("embed", help="pooled (and token, layer) embeddings of audio")
@@ -278,7 +480,23 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--hidden-states", action="store_true", help="also save every layer's hidden states"
     )
     _add_window_arguments(embed)
+    _add_parts_arguments(embed)
     embed.set_defaults(run=_embed)
+
+    merge = commands.add_parser(
+        "merge", help="join the parts of a classify or embed run with --parts into its output"
+    )
+    merge.add_argument("directory", type=Path, metavar="DIR", help="the run's --parts directory")
+    add_output(
+        merge,
+        "embed: the embeddings file (default: the run's -o); classify: write the results here "
+        "instead of stdout",
+        required=False,
+    )
+    merge.add_argument(
+        "--format", choices=FORMATS, help="classify: output format (default: the run's --format)"
+    )
+    merge.set_defaults(run=_merge)
 
     explain = commands.add_parser(
         "explain", help="draw a clip's spectrogram with its attention-rollout map and top labels"

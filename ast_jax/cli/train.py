@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ast_jax.cli.common import (
     EXIT_OK,
     MODEL_HELP,
     CommandError,
+    add_distributed,
     add_format,
     add_output,
     add_quiet,
+    positive_int,
+    start_distributed,
 )
 from ast_jax.training.config import RECIPES
 
@@ -22,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["add_commands"]
 
-_TRAIN_ERRORS = (OSError, ValueError, ImportError)
+_TRAIN_ERRORS = (OSError, ValueError, ImportError, FloatingPointError)
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
@@ -52,8 +55,18 @@ def _model(args: argparse.Namespace) -> str:
     return resolve_model(args.model or args.model_option)
 
 
+def _mesh(args: argparse.Namespace) -> Any:
+    """The data-parallel mesh: every device of a multi-process run, the local devices with
+    --data-parallel, else None (one device)."""
+    multi_process = start_distributed(args)
+    if not (multi_process or getattr(args, "data_parallel", False)):
+        return None
+    from ast_jax.runtime.distributed import global_mesh
+
+    return global_mesh()
+
+
 def _finetune(args: argparse.Namespace) -> int:
-    from ast_jax.runtime.sharding import data_mesh
     from ast_jax.training.finetune import finetune
 
     model = _model(args)
@@ -64,14 +77,15 @@ def _finetune(args: argparse.Namespace) -> int:
         result = finetune(
             args.data, model, args.output, train_config,
             validation=args.val, validation_fraction=args.val_fraction, stats=args.stats,
-            cache_dir=args.cache, resume=args.resume,
-            mesh=data_mesh() if args.data_parallel else None, progress=not args.quiet,
+            in_memory=args.in_memory, cache_dir=args.cache, balanced=args.balanced,
+            workers=args.workers, resume=args.resume, mesh=_mesh(args), progress=not args.quiet,
+            log_every=args.log_every, save_every=args.save_every, keep=args.keep,
         )  # fmt: skip
     except _TRAIN_ERRORS as error:
         raise CommandError(str(error)) from error
-    last = result.history[-1]
-    shown = {k: round(v, 4) for k, v in last.items() if isinstance(v, float)}
-    print(f"{args.output / 'model'}: {shown}")
+    from ast_jax.training.history import format_record
+
+    print(f"{args.output / 'model'}: {format_record(result.history[-1])}")
     if result.averaged_params is not None:
         print(f"{args.output / 'model_wa'}: weight average of epochs {train_config.weight_average}")
     return EXIT_OK
@@ -83,8 +97,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     try:
         results = evaluate_model(
-            resolve_model(args.model), args.data, cache_dir=args.cache, batch_size=args.batch_size
-        )
+            resolve_model(args.model), args.data, batch_size=args.batch_size,
+            workers=args.workers, mesh=_mesh(args),
+        )  # fmt: skip
     except _TRAIN_ERRORS as error:
         raise CommandError(str(error)) from error
     text = json.dumps(results, indent=2)
@@ -149,11 +164,30 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--stats", default="auto",
         help="normalisation: auto, model, dataset or a preset (audioset, esc50, speech_commands)",
     )  # fmt: skip
-    finetune.add_argument("--cache", type=Path, help="feature cache (default OUT/cache)")
+    finetune.add_argument(
+        "--balanced", action="store_true",
+        help="draw clips with the AudioSet recipe's label weights (rare labels more often)",
+    )  # fmt: skip
+    finetune.add_argument(
+        "--workers", type=int, default=0, help="processes decoding audio (default 0: none)"
+    )
+    finetune.add_argument(
+        "--in-memory", action="store_true",
+        help="compute every clip's features once and train from RAM (small data; no mixup)",
+    )  # fmt: skip
+    finetune.add_argument("--cache", type=Path, help="--in-memory feature cache (OUT/cache)")
     finetune.add_argument("--resume", action="store_true", help="continue from OUT/state")
+    finetune.add_argument(
+        "--log-every", type=positive_int, default=50, help="steps between metric fetches"
+    )
+    finetune.add_argument(
+        "--save-every", type=positive_int, help="also save the state every this many steps"
+    )
+    finetune.add_argument("--keep", type=positive_int, default=2, help="latest states kept")
     finetune.add_argument(
         "--data-parallel", action="store_true", help="split batches over all local devices"
     )
+    add_distributed(finetune)
     add_quiet(finetune)
     finetune.set_defaults(run=_finetune)
 
@@ -162,8 +196,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     evaluate.add_argument("data", type=Path, help="root/<label>/*.wav folder or CSV manifest")
-    evaluate.add_argument("--cache", type=Path, help="feature cache directory")
-    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--batch-size", type=positive_int, default=64)
+    evaluate.add_argument(
+        "--workers", type=int, default=0, help="processes decoding audio (default 0: none)"
+    )
+    add_distributed(evaluate)
     add_format(evaluate, ("table", "json"))
     add_output(evaluate, "also write the JSON to this file", required=False)
     evaluate.set_defaults(run=_evaluate)

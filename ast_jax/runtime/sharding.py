@@ -26,6 +26,8 @@ __all__ = [
     "DATA_AXIS",
     "batch_sharding",
     "data_mesh",
+    "gather",
+    "global_batch",
     "padded_batch_size",
     "process_shard",
     "replicate",
@@ -67,3 +69,25 @@ def padded_batch_size(batch_size: int, mesh: Mesh) -> int:
 def process_shard(items: Sequence[T]) -> list[T]:
     """This process's share of ``items`` in a multi-host run (every item for a single process)."""
     return list(items[jax.process_index() :: jax.process_count()])
+
+
+def global_batch(tree: Any, mesh: Mesh | None) -> Any:
+    """This process's rows of a batch (host arrays) as one global batch split over ``mesh``.
+
+    With several processes each passes its own consecutive rows (its share of the global batch, in
+    process order); the leaves become global `jax.Array`s whose leading axis spans all of them.
+    With no mesh the batch goes to the default device.
+    """
+    if mesh is None:
+        return jax.device_put(tree)
+    sharding = batch_sharding(mesh)
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), tree)
+
+
+def gather(array: jax.Array) -> np.ndarray:
+    """A (possibly multi-process) array as one host array, the same on every process."""
+    if jax.process_count() == 1:
+        return np.asarray(array)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(array, tiled=True))

@@ -3,9 +3,9 @@ Augmentation order).
 
 Order per example, as the original: (mixup of waveforms, then fbank) -> SpecAugment on the
 *unnormalised* log-mel features, masked values 0.0 in the log domain -> normalise
-``(x - mean) / (2 std)`` -> noise -> circular time shift. Mixup needs waveforms and the fbank, so it
-runs on the host in NumPy (`mixup_waveforms`, `mixup_targets`); the feature-domain steps are pure
-JAX functions of an explicit key, meant to run inside the jitted train step.
+``(x - mean) / (2 std)`` -> noise -> circular time shift. Every step is a pure JAX function of an
+explicit key over a whole batch, meant to run inside the jitted train step on the device: mixup on
+the waveforms, the fbank (`ast_jax.frontend.jax_fbank`), then the feature-domain steps.
 
 Shape legend: B batch, S samples, T frames, F mel bins, C classes.
 """
@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from numpy.typing import NDArray
 
 __all__ = [
     "MIXUP_ALPHA",
     "add_noise",
     "mask_along_axis",
-    "mixup_targets",
-    "mixup_waveforms",
+    "mixup",
     "normalize",
     "roll_time",
     "spec_augment",
@@ -166,37 +163,48 @@ def roll_time(key: jax.Array, x: jax.Array, max_shift: int = 10) -> jax.Array:
     return jnp.take_along_axis(x, source[:, :, None], axis=1)
 
 
-def mixup_waveforms(
-    rng: np.random.Generator,
-    first: NDArray[np.floating],
-    second: NDArray[np.floating],
+def mixup(
+    key: jax.Array,
+    waveforms: jax.Array,
+    lengths: jax.Array,
+    targets: jax.Array,
+    probability: float,
     alpha: float = MIXUP_ALPHA,
-) -> tuple[NDArray[np.float32], float]:
-    """Mix two clips as the original: remove each clip's mean, make ``second`` the length of
-    ``first`` (zero-pad or cut), ``lam ~ Beta(alpha, alpha)``, mix ``lam*first + (1-lam)*second``
-    and remove the mixture's mean.
+) -> tuple[jax.Array, jax.Array]:
+    """Mixup of waveforms as the original mixes two clips, for a whole batch on the device.
+
+    Each example is mixed with probability ``probability`` with a partner drawn uniformly from the
+    batch (the original draws it from the whole dataset; a shuffled batch is a uniform sample of
+    it). A mix removes each clip's mean over its real samples, makes the partner the length of the
+    example (cut, or zero beyond its own end), draws ``lam ~ Beta(alpha, alpha)``, takes
+    ``lam * example + (1 - lam) * partner``, and removes the mixture's mean. Targets become
+    ``lam * y + (1 - lam) * y_partner`` (a class both carry gets 1).
 
     Args:
-      rng: NumPy generator (host-side augmentation).
-      first: ``(S1,)`` waveform.
-      second: ``(S2,)`` waveform (the randomly chosen partner).
+      key: PRNG key.
+      waveforms: ``(B, S)`` float32, each row zero beyond its length.
+      lengths: ``(B,)`` real samples per row.
+      targets: ``(B, C)`` multi-hot targets.
+      probability: chance that an example is mixed (0 returns the inputs).
       alpha: Beta parameter.
 
     Returns:
-      The mixture ``(S1,)`` float32 and ``lam`` (the weight of ``first``).
+      The mixed ``(B, S)`` waveforms (still zero beyond each row's length) and ``(B, C)`` targets.
     """
-    first = first - first.mean()
-    second = second - second.mean()
-    partner = np.zeros_like(first)
-    partner[: min(first.size, second.size)] = second[: first.size]
-    lam = float(rng.beta(alpha, alpha))
-    mixed = lam * first + (1.0 - lam) * partner
-    return (mixed - mixed.mean()).astype(np.float32), lam
-
-
-def mixup_targets(
-    first: NDArray[np.floating], second: NDArray[np.floating], lam: float
-) -> NDArray[np.float32]:
-    """The original's label arithmetic: ``+lam`` at the first clip's classes and ``+(1-lam)`` at
-    the second's, added, so a class both clips carry gets 1. ``(C,)`` multi-hot targets in."""
-    return (lam * first + (1.0 - lam) * second).astype(np.float32)
+    if probability == 0:
+        return waveforms, targets
+    choose_key, partner_key, lam_key = jax.random.split(key, 3)
+    batch, samples = waveforms.shape
+    real = jnp.arange(samples) < lengths[:, None]  # (B, S)
+    count = jnp.maximum(lengths, 1)[:, None].astype(waveforms.dtype)  # (B, 1)
+    centred = jnp.where(real, waveforms - waveforms.sum(-1, keepdims=True) / count, 0.0)
+    partner = jax.random.randint(partner_key, (batch,), 0, batch)  # (B,)
+    lam = jax.random.beta(lam_key, alpha, alpha, (batch,))  # (B,)
+    mixed = lam[:, None] * centred + (1.0 - lam[:, None]) * jnp.where(real, centred[partner], 0.0)
+    mixed = jnp.where(real, mixed - mixed.sum(-1, keepdims=True) / count, 0.0)
+    mix = jax.random.uniform(choose_key, (batch,)) < probability  # (B,)
+    mixed_targets = lam[:, None] * targets + (1.0 - lam[:, None]) * targets[partner]
+    return (
+        jnp.where(mix[:, None], mixed, waveforms).astype(waveforms.dtype),
+        jnp.where(mix[:, None], mixed_targets, targets).astype(targets.dtype),
+    )

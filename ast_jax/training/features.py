@@ -1,4 +1,5 @@
-"""Training features computed once: unnormalised log-mel features and mixup waveforms, cached.
+"""Training features on the host: unnormalised log-mel features computed by the NumPy extractor,
+in chunks (for statistics) or in one cached array (the small-data path).
 
 Features are the extractor's log-mel features padded to ``max_length`` but *not* normalised: the
 train step applies SpecAugment before normalising, as the original does. They are computed once and
@@ -14,7 +15,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from ast_jax.files import save_npy
 from ast_jax.frontend.audio import load_audio
 from ast_jax.frontend.extractor import FeatureExtractor
 
-__all__ = ["compute_features", "feature_stats", "load_waveforms", "raw_extractor"]
+__all__ = ["compute_features", "feature_chunks", "feature_stats", "raw_extractor"]
 
 # Clips featurised per call: bounds the memory of one pass while keeping its vectorisation.
 _CHUNK = 256
@@ -57,13 +58,35 @@ def raw_extractor(extractor: FeatureExtractor) -> FeatureExtractor:
     return dataclasses.replace(extractor, do_normalize=False, mean=0.0, std=1.0)
 
 
+def feature_chunks(
+    paths: Sequence[Path],
+    extractor: FeatureExtractor,
+    progress: Callable[[int], Any] | None = None,
+) -> Iterator[NDArray[np.float32]]:
+    """Unnormalised, padded log-mel features ``(b, T, F)`` of consecutive chunks of the files,
+    computed by the NumPy extractor; memory bounded by one chunk.
+
+    Args:
+      paths: audio files (resampled to the extractor's rate on reading).
+      extractor: the model's extractor; its normalisation is not applied.
+      progress: called with the number of files done after each chunk.
+    """
+    extractor = raw_extractor(extractor)
+    for start in range(0, len(paths), _CHUNK):
+        clips = [load_audio(p, extractor.sampling_rate) for p in paths[start : start + _CHUNK]]
+        yield extractor(clips, sampling_rate=extractor.sampling_rate)["input_values"]
+        if progress is not None:
+            progress(len(clips))
+
+
 def compute_features(
     paths: Sequence[Path],
     extractor: FeatureExtractor,
     cache_dir: str | os.PathLike | None = None,
     progress: Callable[[int], Any] | None = None,
 ) -> NDArray[np.float32]:
-    """Unnormalised, padded log-mel features of every file, cached in ``cache_dir``.
+    """Unnormalised, padded log-mel features of every file in one array, cached in
+    ``cache_dir``: the small-data path (`ast_jax.training.loader.FeatureBatches`).
 
     Args:
       paths: B audio files (resampled to the extractor's rate on reading).
@@ -74,53 +97,31 @@ def compute_features(
     Returns:
       ``(B, T, F)`` float32.
     """
-    extractor = raw_extractor(extractor)
     paths = [Path(path) for path in paths]
 
     def compute() -> NDArray[np.float32]:
-        chunks = []
-        for start in range(0, len(paths), _CHUNK):
-            clips = [load_audio(p, extractor.sampling_rate) for p in paths[start : start + _CHUNK]]
-            chunks.append(extractor(clips, sampling_rate=extractor.sampling_rate)["input_values"])
-            if progress is not None:
-                progress(len(clips))
-        return np.concatenate(chunks)
+        return np.concatenate(list(feature_chunks(paths, extractor, progress)))
 
-    key = _cache_key("features", paths, extractor.to_dict())
+    key = _cache_key("features", paths, raw_extractor(extractor).to_dict())
     return _cached(None if cache_dir is None else Path(cache_dir) / f"features-{key}.npy", compute)
 
 
-def load_waveforms(
-    paths: Sequence[Path],
-    extractor: FeatureExtractor,
-    cache_dir: str | os.PathLike | None = None,
-) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    """Waveforms for mixup, cut to the samples ``max_length`` frames need, cached as features.
-
-    Returns:
-      ``(B, S)`` float32 zero-padded waveforms and ``(B,)`` their lengths.
-    """
-    needed = extractor.samples_needed
-    paths = [Path(path) for path in paths]
-
-    def compute() -> NDArray[np.float32]:
-        # One extra column holds the length, so a single cached array carries both.
-        out = np.zeros((len(paths), needed + 1), np.float32)
-        for row, path in enumerate(paths):
-            clip = load_audio(path, extractor.sampling_rate)[:needed]
-            out[row, : clip.size], out[row, -1] = clip, clip.size
-        return out
-
-    settings = {"sampling_rate": extractor.sampling_rate, "samples": needed}
-    key = _cache_key("waveforms", paths, settings)
-    array = _cached(None if cache_dir is None else Path(cache_dir) / f"waves-{key}.npy", compute)
-    return array[:, :-1], array[:, -1].astype(np.int64)
-
-
-def feature_stats(features: NDArray[np.float32]) -> tuple[float, float]:
-    """Mean and std of ``(B, T, F)`` unnormalised features, padding included as the original.
+def feature_stats(chunks: Iterable[NDArray[np.floating]]) -> tuple[float, float]:
+    """Mean and std of unnormalised features, padding included as the original, from an array
+    ``(B, T, F)`` or chunks of it (`feature_chunks`), accumulated in float64.
 
     The original averages per-batch means and stds (batches of 1000); this pools all values, which
     differs only by the spread between batches.
     """
-    return float(features.mean(dtype=np.float64)), float(features.std(dtype=np.float64))
+    if isinstance(chunks, np.ndarray):
+        chunks = [chunks]
+    count, total, squares = 0, 0.0, 0.0
+    for chunk in chunks:
+        values = np.asarray(chunk, np.float64)
+        count += values.size
+        total += values.sum()
+        squares += np.square(values).sum()
+    if count == 0:
+        raise ValueError("no features to take statistics of")
+    mean = total / count
+    return float(mean), float(np.sqrt(max(squares / count - mean * mean, 0.0)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,15 @@ from ast_jax.model.attention import resolve_attention
 from ast_jax.model.modules import ASTForAudioClassification
 from ast_jax.model.params import backbone_params, has_head, init_params, with_backbone
 from ast_jax.model.scores import default_activation
+from ast_jax.runtime.sharding import replicate
 from ast_jax.training.config import TrainConfig
 from ast_jax.training.datasets import Dataset, load_dataset, split_dataset
-from ast_jax.training.features import compute_features, feature_stats, load_waveforms
-from ast_jax.training.loop import TrainResult, fit
+from ast_jax.training.features import compute_features, feature_chunks, feature_stats
+from ast_jax.training.loader import FeatureBatches
+from ast_jax.training.loop import TrainResult, evaluate_source, fit
 from ast_jax.training.metrics import evaluate
-from ast_jax.training.step import make_predict, predict, resolve_problem_type
+from ast_jax.training.pipeline import AudioStream
+from ast_jax.training.step import make_predict, resolve_problem_type
 
 __all__ = ["evaluate_model", "finetune", "initial_model"]
 
@@ -63,12 +67,16 @@ def initial_model(
 
 
 def _extractor(
-    config: ASTConfig, base: FeatureExtractor | None, stats: str, train_features: np.ndarray
+    config: ASTConfig,
+    base: FeatureExtractor | None,
+    stats: str,
+    train_features: Callable[[], Iterable[np.ndarray]],
 ) -> FeatureExtractor:
-    """The training extractor with the chosen normalisation statistics."""
+    """The training extractor with the chosen normalisation statistics (``train_features`` gives
+    the unnormalised training features, in chunks, when they are needed)."""
     extractor = base or default_extractor(config)
     if stats == "dataset" or (stats == "auto" and base is None):
-        mean, std = feature_stats(train_features)
+        mean, std = feature_stats(train_features())
         return dataclasses.replace(extractor, mean=mean, std=std)
     if stats in PRESETS:
         return dataclasses.replace(
@@ -92,12 +100,23 @@ def finetune(
     validation: str | os.PathLike | None = None,
     validation_fraction: float = 0.0,
     stats: str = "auto",
+    in_memory: bool = False,
     cache_dir: str | os.PathLike | None = None,
+    balanced: bool = False,
+    workers: int = 0,
     resume: bool = False,
     mesh: jax.sharding.Mesh | None = None,
     progress: bool = True,
+    log_every: int = 50,
+    save_every: int | None = None,
+    keep: int = 2,
 ) -> TrainResult:
     """Trains on ``data`` and saves the results in ``out_dir`` (see `ast_jax.training.loop.fit`).
+
+    By default the clips stream from disk (`AudioStream`: decoded by ``workers`` grain processes,
+    features computed on the device), so memory does not grow with the dataset. ``in_memory``
+    computes every clip's features once on the host, caches them in ``cache_dir`` and trains from
+    RAM (`FeatureBatches`): faster for small datasets on a CPU, but without mixup.
 
     Args:
       data: a dataset folder (``root/<label>/*.wav``) or CSV manifest.
@@ -107,13 +126,22 @@ def finetune(
       validation: a separate validation dataset, or None.
       validation_fraction: without ``validation``, hold out this share of ``data`` (0: none).
       stats: normalisation statistics: "model" (the checkpoint's extractor), "dataset" (the
-        training features' mean and std), a `PRESETS` name, or "auto" (model if it has an
-        extractor, else dataset).
-      cache_dir: feature cache (default ``out_dir/cache``).
-      resume: continue from ``out_dir/state``.
-      mesh: data-parallel mesh, or None for one device.
+        training features' mean and std, one pass over the clips), a `PRESETS` name, or "auto"
+        (model if it has an extractor, else dataset).
+      in_memory: the small-data path described above.
+      cache_dir: feature cache of the in-memory path (default ``out_dir/cache``).
+      balanced: draw training clips with the AudioSet recipe's label weights.
+      workers: grain worker processes decoding audio (0: in the training process).
+      resume: continue from the newest state in ``out_dir/state``.
+      mesh: data-parallel mesh over every process's devices, or None for one device.
       progress: show progress bars.
+      log_every, save_every, keep: as `fit`.
+
+    Raises:
+      ValueError: mixup with ``in_memory``, and the errors of the dataset, model and `fit`.
     """
+    if in_memory and train_config.mixup > 0:
+        raise ValueError("mixup mixes waveforms: it needs the streaming path, not in_memory")
     out_dir = Path(out_dir)
     cache_dir = out_dir / "cache" if cache_dir is None else Path(cache_dir)
     train_set = load_dataset(data)
@@ -128,17 +156,35 @@ def finetune(
     )
     # Featurise with the model's input size; statistics only affect normalisation, done later.
     sizing = base or default_extractor(config)
-    train_features = compute_features(train_set.paths, sizing, cache_dir)
-    extractor = _extractor(config, base, stats, train_features)
-    val = None
-    if val_set is not None:
-        val = (compute_features(val_set.paths, sizing, cache_dir), val_set.targets)
-    waveforms = None
-    if train_config.mixup > 0:
-        waveforms = load_waveforms(train_set.paths, extractor, cache_dir)
+    shard = {"process_index": jax.process_index(), "process_count": jax.process_count()}
+    if in_memory:
+        features = compute_features(train_set.paths, sizing, cache_dir)
+        extractor = _extractor(config, base, stats, lambda: [features])
+        train = FeatureBatches(
+            features, train_set.targets, batch_size=train_config.batch_size,
+            seed=train_config.seed, **shard,
+        )  # fmt: skip
+        val = None
+        if val_set is not None:
+            val_features = compute_features(val_set.paths, sizing, cache_dir)
+            val = FeatureBatches(
+                val_features, val_set.targets, batch_size=train_config.eval_batch_size, **shard
+            )
+    else:
+        extractor = _extractor(config, base, stats, lambda: feature_chunks(train_set.paths, sizing))
+        train = AudioStream(
+            train_set, extractor, batch_size=train_config.batch_size, seed=train_config.seed,
+            balanced=balanced, workers=workers, **shard,
+        )  # fmt: skip
+        val = None
+        if val_set is not None:
+            val = AudioStream(
+                val_set, extractor, batch_size=train_config.eval_batch_size, workers=workers,
+                **shard,
+            )  # fmt: skip
     return fit(
-        config, params, extractor, (train_features, train_set.targets), val, train_config,
-        out_dir, waveforms=waveforms, mesh=mesh, resume=resume, progress=progress,
+        config, params, extractor, train, val, train_config, out_dir, mesh=mesh, resume=resume,
+        progress=progress, log_every=log_every, save_every=save_every, keep=keep,
     )  # fmt: skip
 
 
@@ -146,10 +192,12 @@ def evaluate_model(
     model: str | os.PathLike,
     data: str | os.PathLike,
     *,
-    cache_dir: str | os.PathLike | None = None,
     batch_size: int = 64,
+    workers: int = 0,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> dict[str, Any]:
-    """Accuracy, mAP, mean AUC and d' of a checkpoint on a dataset whose labels it knows.
+    """Accuracy, mAP, mean AUC and d' of a checkpoint on a dataset whose labels it knows,
+    streaming the clips (features computed on the device).
 
     Returns:
       `ast_jax.training.metrics.evaluate`'s dict plus ``"examples"``.
@@ -160,8 +208,15 @@ def evaluate_model(
     config, params = load_pretrained(model)
     extractor = load_feature_extractor(model)
     dataset = load_dataset(data, labels=config.labels)
-    features = compute_features(dataset.paths, extractor, cache_dir)
-    model = ASTForAudioClassification(resolve_attention(config))
-    predict_fn = make_predict(model, default_activation(config), extractor.mean, extractor.std)
-    scores = predict(predict_fn, params, features, batch_size)
+    source = AudioStream(
+        dataset, extractor, batch_size=batch_size, workers=workers,
+        process_index=jax.process_index(), process_count=jax.process_count(),
+    )  # fmt: skip
+    network = ASTForAudioClassification(resolve_attention(config, mesh=mesh))
+    predict_fn = make_predict(
+        network, default_activation(config), extractor.mean, extractor.std, extractor
+    )
+    if mesh is not None:
+        params = replicate(params, mesh)
+    scores = evaluate_source(predict_fn, params, source, mesh)
     return {**evaluate(scores, dataset.targets), "examples": len(dataset)}

@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ast_jax.files import atomic_write
 
-__all__ = ["write_history"]
+__all__ = ["format_record", "write_history"]
 
 
 def write_history(directory: str | os.PathLike, history: Sequence[dict[str, Any]]) -> None:
@@ -37,3 +37,13 @@ def write_history(directory: str | os.PathLike, history: Sequence[dict[str, Any]
 
     atomic_write(directory / "history.csv", write_csv)
     save_history_curves(history, directory / "curves.png")
+
+
+def format_record(record: Mapping[str, Any]) -> str:
+    """One epoch's record as ``name value`` pairs, rates in scientific notation."""
+    parts = []
+    for name, value in record.items():
+        if isinstance(value, float):
+            text = f"{value:.3g}" if name == "learning_rate" else f"{value:.4f}"
+            parts.append(f"{name} {text}")
+    return ", ".join(parts)

@@ -1,13 +1,15 @@
-"""The full training state, saved after every epoch so that a run can resume exactly.
+"""The full training state and its checkpoints, on orbax-checkpoint, so that a run resumes exactly.
 
-A state directory holds ``state.safetensors`` (params ``params/<path>``, optimiser-state leaves
-``opt_state/<index>`` in ``jax.tree`` order, the base PRNG key ``rng``, the running weight sum
-``average/<path>`` and the running sum of validation predictions ``ensemble``) and
-``state.json`` (epoch, counts, history, the training config). Both are written atomically, the JSON
-last; the epoch is stored in both and must agree on reading.
+`StateCheckpoints` keeps the states of a run in ``OUT/state/<update>/``, each written by
+orbax's `CheckpointManager` (asynchronously, multi-process safe: every process calls `save`, the
+primary one writes; a checkpoint becomes visible only once complete). It keeps the last ``keep``
+states and the best one by a validation metric. A state holds the params, the optimiser state,
+the base PRNG key, the running weight-average and ensemble sums (host NumPy arrays, so a state
+written by N processes restores in any number), and as JSON the position in the data (epoch and
+step), the counts, the history and the training config.
 
-Per-step keys are ``fold_in(rng, step)`` and batches depend only on ``(seed, epoch)``, so
-resuming after epoch k replays exactly the updates an uninterrupted run makes.
+Per-step keys are ``fold_in(rng, global step)`` and batches depend only on ``(seed, epoch)``, so
+resuming from a state mid-epoch replays exactly the updates an uninterrupted run makes.
 """
 
 from __future__ import annotations
@@ -21,16 +23,12 @@ from typing import Any
 
 import jax
 import numpy as np
-import safetensors.numpy
-from flax.traverse_util import flatten_dict, unflatten_dict
+import orbax.checkpoint as ocp
 from numpy.typing import NDArray
+from orbax.checkpoint.checkpoint_managers import preservation_policy
 
-from ast_jax.files import atomic_write
+__all__ = ["StateCheckpoints", "TrainState"]
 
-__all__ = ["TrainState", "load_state", "save_state"]
-
-_ARRAYS = "state.safetensors"
-_META = "state.json"
 # Training-config fields that may change between a run and its resumption.
 _RESUMABLE_CHANGES = frozenset({"epochs", "eval_batch_size"})
 
@@ -40,26 +38,30 @@ class TrainState:
     """Everything a training run needs to continue.
 
     Attributes:
-      params: the model params after ``epoch`` epochs.
+      params: the model params at the position ``(epoch, step)``.
       opt_state: the optimiser state.
       rng: the base PRNG key data (``jax.random.key_data``), uint32.
       epoch: finished epochs.
+      step: global batches done in the current epoch (0 at an epoch boundary).
       history: one record per finished epoch.
       average_sum: sum of the params of the epochs in the weight-average window, or None.
       average_count: how many epochs ``average_sum`` holds.
       ensemble_sum: ``(B, C)`` sum of the validation scores of every epoch, or None.
       ensemble_count: how many epochs ``ensemble_sum`` holds.
+      running: sums of the train metrics over the ``step`` batches of the current epoch.
     """
 
     params: Any
     opt_state: Any
     rng: NDArray[np.uint32]
     epoch: int = 0
+    step: int = 0
     history: tuple[dict[str, Any], ...] = ()
     average_sum: Any | None = None
     average_count: int = 0
     ensemble_sum: NDArray[np.float64] | None = None
     ensemble_count: int = 0
+    running: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def start(cls, params: Any, opt_state: Any, seed: int) -> TrainState:
@@ -71,9 +73,10 @@ class TrainState:
         """The base PRNG key."""
         return jax.random.wrap_key_data(self.rng)
 
-    def after_epoch(self, params: Any, opt_state: Any, epoch: int) -> TrainState:
-        """The state after ``epoch`` finished epochs, with these params and optimiser state."""
-        return dataclasses.replace(self, params=params, opt_state=opt_state, epoch=epoch)
+    def at(self, params: Any, opt_state: Any, epoch: int, step: int = 0) -> TrainState:
+        """The state at ``step`` global batches into epoch ``epoch`` (0-based finished epochs),
+        with these params and optimiser state (host arrays)."""
+        return dataclasses.replace(self, params=params, opt_state=opt_state, epoch=epoch, step=step)
 
     def with_record(self, record: dict[str, Any]) -> TrainState:
         """The state with ``record`` appended to the history."""
@@ -107,39 +110,6 @@ class TrainState:
         return self.ensemble_sum / self.ensemble_count
 
 
-def save_state(directory: str | os.PathLike, state: TrainState, train_config: Any) -> Path:
-    """Writes ``state`` to ``directory`` (see the module docstring); returns the directory."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    arrays = {f"params/{k}": np.asarray(v) for k, v in flatten_dict(state.params, sep="/").items()}
-    for i, leaf in enumerate(jax.tree.leaves(state.opt_state)):
-        arrays[f"opt_state/{i:06d}"] = np.asarray(leaf)
-    arrays["rng"] = np.asarray(state.rng)
-    if state.average_sum is not None:
-        flat = flatten_dict(state.average_sum, sep="/")
-        arrays |= {f"average/{k}": np.asarray(v) for k, v in flat.items()}
-    if state.ensemble_sum is not None:
-        arrays["ensemble"] = np.asarray(state.ensemble_sum)
-    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-    metadata = {"epoch": str(state.epoch)}
-    atomic_write(
-        directory / _ARRAYS,
-        lambda temp: safetensors.numpy.save_file(arrays, temp, metadata=metadata),
-    )
-    meta = {
-        "epoch": state.epoch,
-        "average_count": state.average_count,
-        "ensemble_count": state.ensemble_count,
-        "history": list(state.history),
-        "train_config": train_config.to_dict(),
-    }
-    atomic_write(
-        directory / _META,
-        lambda temp: Path(temp).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8"),
-    )
-    return directory
-
-
 def _check_config(saved: Mapping[str, Any], current: Mapping[str, Any]) -> None:
     # JSON turns tuples into lists; compare through a JSON round trip.
     current = json.loads(json.dumps(current))
@@ -153,62 +123,139 @@ def _check_config(saved: Mapping[str, Any], current: Mapping[str, Any]) -> None:
         )
 
 
-def load_state(directory: str | os.PathLike, template: TrainState, train_config: Any) -> TrainState:
-    """Reads a state written by `save_state`, shaped like ``template`` (a fresh state of the same
-    model and optimiser).
+def _arrays(state: TrainState) -> dict[str, Any]:
+    """The array part of a state; absent sums are empty dicts (orbax keeps the structure)."""
+    return {
+        "params": state.params,
+        "opt_state": state.opt_state,
+        "rng": np.asarray(state.rng),
+        "average_sum": {} if state.average_sum is None else state.average_sum,
+        "ensemble_sum": {} if state.ensemble_sum is None else {"scores": state.ensemble_sum},
+    }
 
-    Raises:
-      FileNotFoundError: missing files.
-      ValueError: files that disagree, a different training config (other than ``epochs``), or
-        arrays that do not match the template.
-    """
-    directory = Path(directory)
-    meta = json.loads((directory / _META).read_text())
-    _check_config(meta["train_config"], train_config.to_dict())
-    with safetensors.safe_open(directory / _ARRAYS, framework="np") as file:
-        if file.metadata().get("epoch") != str(meta["epoch"]):
-            raise ValueError(f"{directory}: {_ARRAYS} and {_META} are from different epochs")
-        arrays = {name: file.get_tensor(name) for name in file.keys()}
 
-    def group(prefix: str) -> dict[str, np.ndarray]:
-        return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+class StateCheckpoints:
+    """The training states of one run in ``directory``: save, find the latest, restore."""
 
-    params = _matching(unflatten_dict(group("params/"), sep="/"), template.params, "params")
-    leaves, treedef = jax.tree.flatten(template.opt_state)
-    saved = group("opt_state/")
-    if len(saved) != len(leaves):
-        raise ValueError(
-            f"optimiser state has {len(saved)} arrays; this optimiser has {len(leaves)}"
-        )
-    opt_leaves = []
-    for i, want in enumerate(leaves):
-        have = saved[f"{i:06d}"]
-        if have.size != np.size(want):
-            raise ValueError(
-                f"optimiser state leaf {i}: shape {have.shape}, expected {np.shape(want)}"
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        *,
+        keep: int = 2,
+        best_metric: str | None = None,
+    ) -> None:
+        """Opens (or creates) the state directory.
+
+        Args:
+          directory: where the states go (``OUT/state``).
+          keep: how many of the latest states to keep (>= 1).
+          best_metric: also keep the state with the highest value of this validation metric
+            (e.g. ``"val_accuracy"``); None keeps only the latest.
+        """
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        policies: list[Any] = [preservation_policy.LatestN(keep)]
+        if best_metric is not None:
+            policies.append(
+                preservation_policy.BestN(
+                    get_metric_fn=lambda metrics: metrics[best_metric],
+                    n=1,
+                    keep_checkpoints_without_metrics=False,  # LatestN keeps the recent ones
+                )
             )
-        # safetensors stores scalars (e.g. Adam's step count) as shape (1,).
-        opt_leaves.append(have.reshape(np.shape(want)))
-    average = group("average/")
-    return TrainState(
-        params=params,
-        opt_state=jax.tree.unflatten(treedef, opt_leaves),
-        rng=arrays["rng"],
-        epoch=int(meta["epoch"]),
-        history=tuple(meta["history"]),
-        average_sum=unflatten_dict(average, sep="/") if average else None,
-        average_count=int(meta["average_count"]),
-        ensemble_sum=arrays.get("ensemble"),
-        ensemble_count=int(meta["ensemble_count"]),
-    )
+        self.directory = Path(directory).absolute()
+        self._manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(
+                preservation_policy=preservation_policy.AnyPreservationPolicy(policies),
+                enable_async_checkpointing=True,
+            ),
+        )
+
+    def save(
+        self,
+        update: int,
+        state: TrainState,
+        train_config: Any,
+        metrics: Mapping[str, float] | None = None,
+    ) -> None:
+        """Starts writing ``state`` as checkpoint ``update`` (the global update count) in the
+        background; call `wait` (or `close`) before relying on it. Every process must call it."""
+        meta = {
+            "epoch": state.epoch,
+            "step": state.step,
+            "average_count": state.average_count,
+            "ensemble_count": state.ensemble_count,
+            "ensemble_shape": None
+            if state.ensemble_sum is None
+            else list(state.ensemble_sum.shape),
+            "history": list(state.history),
+            "running": dict(state.running),
+            "train_config": train_config.to_dict(),
+        }
+        self._manager.save(
+            update,
+            args=ocp.args.Composite(
+                arrays=ocp.args.StandardSave(_arrays(state)), meta=ocp.args.JsonSave(meta)
+            ),
+            metrics=dict(metrics) if metrics else None,
+        )
+
+    def latest(self) -> int | None:
+        """The newest complete checkpoint, or None."""
+        return self._manager.latest_step()
+
+    def restore(self, template: TrainState, train_config: Any) -> TrainState:
+        """The newest state, shaped like ``template`` (a fresh state of the same model and
+        optimiser).
+
+        Raises:
+          FileNotFoundError: no complete checkpoint in the directory.
+          ValueError: a different training config (other than ``epochs`` and
+            ``eval_batch_size``), or arrays that do not match the template.
+        """
+        update = self.latest()
+        if update is None:
+            raise FileNotFoundError(f"no training state in {self.directory}")
+        meta = self._manager.restore(update, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))[
+            "meta"
+        ]
+        _check_config(meta["train_config"], train_config.to_dict())
+        shapes = _arrays(template)
+        if meta["average_count"]:
+            shapes["average_sum"] = jax.tree.map(
+                lambda x: np.zeros(np.shape(x), np.float64), template.params
+            )
+        if meta["ensemble_shape"] is not None:
+            shapes["ensemble_sum"] = {"scores": np.zeros(meta["ensemble_shape"], np.float64)}
+        restored = self._manager.restore(
+            update,
+            args=ocp.args.Composite(arrays=ocp.args.StandardRestore(_abstract(shapes))),
+        )["arrays"]
+        ensemble = restored["ensemble_sum"].get("scores") if restored["ensemble_sum"] else None
+        return TrainState(
+            params=restored["params"],
+            opt_state=restored["opt_state"],
+            rng=np.asarray(restored["rng"]),
+            epoch=int(meta["epoch"]),
+            step=int(meta["step"]),
+            history=tuple(meta["history"]),
+            average_sum=restored["average_sum"] or None,
+            average_count=int(meta["average_count"]),
+            ensemble_sum=None if ensemble is None else np.asarray(ensemble),
+            ensemble_count=int(meta["ensemble_count"]),
+            running=meta["running"],
+        )
+
+    def wait(self) -> None:
+        """Blocks until every started save is complete."""
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        """Waits for pending saves and releases the manager."""
+        self._manager.close()
 
 
-def _matching(tree: Any, template: Any, name: str) -> Any:
-    """``tree`` if its paths and shapes equal ``template``'s, else ``ValueError``."""
-    got = flatten_dict(tree, sep="/")
-    want = flatten_dict(template, sep="/")
-    problems = sorted(set(got) ^ set(want))
-    problems += [k for k in sorted(set(got) & set(want)) if got[k].shape != np.shape(want[k])]
-    if problems:
-        raise ValueError(f"saved {name} do not match the model: {problems[:5]}")
-    return tree
+def _abstract(tree: Any) -> Any:
+    """Host-array restore targets: NumPy arrays of the template's shapes and dtypes."""
+    return jax.tree.map(lambda x: np.zeros(np.shape(x), np.asarray(x).dtype), tree)

@@ -24,19 +24,28 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from numpy.typing import NDArray
 
 from ast_jax.config import ASTConfig
+from ast_jax.frontend.extractor import FeatureExtractor
+from ast_jax.frontend.jax_fbank import extract_features
 from ast_jax.model.scores import Activation, activate
-from ast_jax.runtime.batching import in_padded_batches
 from ast_jax.runtime.sharding import batch_sharding
-from ast_jax.training.augment import add_noise, normalize, roll_time, spec_augment, warp_frequency
+from ast_jax.training.augment import (
+    add_noise,
+    mixup,
+    normalize,
+    roll_time,
+    spec_augment,
+    warp_frequency,
+)
 from ast_jax.training.config import TrainConfig
 from ast_jax.training.datasets import is_multi_label
+from ast_jax.training.features import raw_extractor
 
 __all__ = [
     "augment_features",
+    "batch_features",
     "loss_fn",
     "make_predict",
     "make_train_step",
-    "predict",
     "resolve_problem_type",
 ]
 
@@ -105,6 +114,17 @@ def augment_features(
     return roll_time(shift_key, x, config.time_shift)
 
 
+def batch_features(batch: dict[str, jax.Array], extractor: FeatureExtractor | None) -> jax.Array:
+    """The ``(B, T, F)`` unnormalised log-mel features of a batch: its ``"features"``, or the
+    fbank of its ``"waveforms"`` (``(B, S)``, real up to ``"lengths"``) computed here, on the
+    device, as ``extractor`` computes it without normalising."""
+    if "features" in batch:
+        return batch["features"]
+    if extractor is None:
+        raise ValueError("a batch of waveforms needs the feature extractor")
+    return extract_features(batch["waveforms"], raw_extractor(extractor), lengths=batch["lengths"])
+
+
 def _accuracy(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> jax.Array:
     hits = (jnp.argmax(logits, -1) == jnp.argmax(targets, -1)).astype(jnp.float32)
     return jnp.sum(hits * mask) / jnp.maximum(jnp.sum(mask), 1.0)
@@ -119,40 +139,51 @@ def make_train_step(
     mean: float,
     std: float,
     mesh: Mesh | None = None,
+    extractor: FeatureExtractor | None = None,
 ) -> Callable[..., tuple[Any, Any, dict[str, jax.Array]]]:
     """The jitted train step ``(params, opt_state, batch, rng) -> (params, opt_state, metrics)``.
 
     Args:
-      model: an `ASTForAudioClassification`; with a mesh, built from `config_for_mesh(model_config,
-        mesh)`.
+      model: an `ASTForAudioClassification`; with a mesh, built from
+        `resolve_attention(model_config, mesh=mesh)`.
       optimizer: from `make_optimizer`.
       config: augmentation settings.
       problem_type: selects the loss (`loss_fn`).
       mean, std: the extractor's normalisation statistics.
       mesh: with a mesh, the batch is expected split over its ``"data"`` axis and params and
         optimiser state replicated (outputs keep that layout); None runs on one device.
+      extractor: computes the features of waveform batches on the device.
 
-    The batch is ``{"features": (B, T, F) unnormalised, "targets": (B, C), "mask": (B,)}``;
-    metrics are the batch's ``loss``, ``accuracy`` and the gradient's ``grad_norm``. The params
-    and optimiser state passed in are donated (their buffers are reused).
+    The batch is ``{"features": (B, T, F) unnormalised, "targets": (B, C), "mask": (B,)}``, or
+    ``{"waveforms": (B, S), "lengths": (B,), "targets", "mask"}`` (`AudioStream`), whose
+    features are computed in the step after mixup; metrics are the batch's ``loss``,
+    ``accuracy`` and the gradient's ``grad_norm``. The params and optimiser state passed in are
+    donated (their buffers are reused).
     """
 
     def step(params, opt_state, batch, rng):
         augment_key, dropout_key = jax.random.split(rng)
-        x = augment_features(augment_key, batch["features"], config, mean, std)
+        targets = batch["targets"]
+        if "waveforms" in batch and config.mixup:  # waveforms first, then their fbank
+            waveforms, targets = mixup(
+                jax.random.fold_in(rng, 2), batch["waveforms"], batch["lengths"], targets,
+                config.mixup,
+            )  # fmt: skip
+            batch = {**batch, "waveforms": waveforms}
+        x = augment_features(augment_key, batch_features(batch, extractor), config, mean, std)
 
         def loss(params):
             logits = model.apply(
                 {"params": params}, x, deterministic=False, rngs={"dropout": dropout_key}
             ).logits  # (B, C)
-            return loss_fn(logits, batch["targets"], batch["mask"], problem_type), logits
+            return loss_fn(logits, targets, batch["mask"], problem_type), logits
 
         (value, logits), grads = jax.value_and_grad(loss, has_aux=True)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         metrics = {
             "loss": value,
-            "accuracy": _accuracy(logits, batch["targets"], batch["mask"]),
+            "accuracy": _accuracy(logits, targets, batch["mask"]),
             "grad_norm": optax.tree.norm(grads),
         }
         return params, opt_state, metrics
@@ -169,24 +200,19 @@ def make_train_step(
 
 
 def make_predict(
-    model: nn.Module, activation: Activation, mean: float, std: float
-) -> Callable[[Any, jax.Array], jax.Array]:
-    """Jitted ``(params, (B, T, F) unnormalised features) -> (B, C) scores``."""
+    model: nn.Module,
+    activation: Activation,
+    mean: float,
+    std: float,
+    extractor: FeatureExtractor | None = None,
+) -> Callable[[Any, dict[str, jax.Array]], jax.Array]:
+    """Jitted ``(params, batch) -> (B, C) scores`` for batches of features or waveforms (see
+    `batch_features`)."""
 
     @jax.jit
-    def scores(params, features):
-        logits = model.apply({"params": params}, normalize(features, mean, std)).logits
+    def scores(params, batch):
+        features = normalize(batch_features(batch, extractor), mean, std)
+        logits = model.apply({"params": params}, features).logits
         return activate(logits.astype(jnp.float32), activation)
 
     return scores
-
-
-def predict(
-    predict_fn: Callable[[Any, jax.Array], jax.Array],
-    params: Any,
-    features: NDArray[np.float32],
-    batch_size: int,
-) -> NDArray[np.float32]:
-    """Scores ``(B, C)`` of ``(B, T, F)`` features in fixed-size batches (the last one padded, so
-    one compilation serves every batch)."""
-    return in_padded_batches(lambda batch: predict_fn(params, batch), features, batch_size)
