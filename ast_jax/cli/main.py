@@ -1,8 +1,9 @@
 """The ``ast-jax`` command line: the parser and the entry point.
 
-Subcommands: ``classify``, ``embed``, ``explain``, ``info`` (`ast_jax.cli.inference`),
-``features`` (`ast_jax.cli.features`), ``convert`` (`ast_jax.cli.convert`), ``finetune`` and
-``evaluate`` (`ast_jax.cli.train`). Results go to stdout (``--format json|csv`` for machines),
+Subcommands: ``classify``, ``embed``, ``merge``, ``explain``, ``info``
+(`ast_jax.cli.inference`), ``features`` (`ast_jax.cli.features`), ``convert``
+(`ast_jax.cli.convert`), ``export`` (`ast_jax.cli.export`), ``finetune`` and ``evaluate``
+(`ast_jax.cli.train`). Results go to stdout (``--format json|csv`` for machines),
 errors to stderr, progress bars (tqdm) to stderr. Flags and exit codes are shared by every command
 (`ast_jax.cli.common`): 0 success, 1 an input failed, 2 the command cannot run.
 """
