@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ast_jax.files import write_json
-from ast_jax.hub import resolve
+from ast_jax.hub import resolve_file
 
 __all__ = [
     "ATTENTIONS",
@@ -389,22 +389,17 @@ class ASTConfig:
             OSError: the hub can be reached neither online nor in the cache.
             ValueError: invalid contents.
         """
-        path = Path(path_or_repo_id).expanduser()
-        if path.is_file():
-            return cls.from_json_file(path, **overrides)
-        directory = resolve(
+        file = resolve_file(
             path_or_repo_id,
-            revision,
-            [CONFIG_NAME],
+            CONFIG_NAME,
+            revision=revision,
             subfolder=subfolder,
             cache_dir=cache_dir,
             local_files_only=local_files_only,
             token=token,
             force_download=force_download,
         )
-        if not (directory / CONFIG_NAME).is_file():
-            raise FileNotFoundError(f"no {CONFIG_NAME} in {directory}")
-        return cls.from_json_file(directory / CONFIG_NAME, **overrides)
+        return cls.from_json_file(file, **overrides)
 
     # ---- presets ---------------------------------------------------------------------------------
 

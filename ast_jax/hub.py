@@ -17,8 +17,9 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
-__all__ = ["is_offline", "resolve"]
+__all__ = ["is_offline", "resolve", "resolve_file"]
 
 # "name" or "org/name" as the hub spells repo ids.
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
@@ -129,3 +130,26 @@ def resolve(
         force_download=force_download,
     )
     return snapshot / prefix if prefix else snapshot
+
+
+def resolve_file(path_or_repo_id: str | os.PathLike[str], name: str, **hub: Any) -> Path:
+    """The file ``name`` of a directory or hub repo (see `resolve`), or ``path_or_repo_id``
+    itself when it is a file.
+
+    Args:
+      path_or_repo_id: a file, a directory or a hub repo id.
+      name: the file wanted, e.g. ``config.json``.
+      **hub: the keyword arguments of `resolve` (``revision``, ``subfolder``, ...).
+
+    Raises:
+      FileNotFoundError: no such path or repo id, or no ``name`` in it.
+      ImportError / OSError: as `resolve`.
+    """
+    path = Path(path_or_repo_id).expanduser()
+    if path.is_file():
+        return path
+    revision = hub.pop("revision", None)
+    file = resolve(path_or_repo_id, revision, [name], **hub) / name
+    if not file.is_file():
+        raise FileNotFoundError(f"no {name} in {file.parent}")
+    return file

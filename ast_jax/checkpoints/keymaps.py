@@ -206,23 +206,32 @@ class ConversionReport:
 
 
 def _canonical_state_dict(
-    state_dict: Mapping[str, Any], with_head: bool, report: ConversionReport
+    state_dict: Mapping[str, Any],
+    with_head: bool,
+    report: ConversionReport,
+    *,
+    canonical: Callable[[str], str],
+    head_prefix: str,
+    ignored: tuple[str, ...] = (),
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Returns (canonical key -> array, canonical key -> original key); duplicates and a dropped
-    head go into `report`."""
+    """Returns (canonical key -> array, canonical key -> original key), with keys renamed by
+    ``canonical``; keys starting with ``ignored`` are left out, head keys (``head_prefix``) too
+    when ``with_head`` is False (into ``report.dropped_head``); duplicates go into ``report``."""
     arrays: dict[str, np.ndarray] = {}
     origin: dict[str, str] = {}
     for key, value in state_dict.items():
-        canonical = _canonical_key(key)
-        if not with_head and canonical.startswith(_HEAD_PREFIX):
+        name = canonical(key)
+        if ignored and name.startswith(ignored):
+            continue
+        if not with_head and name.startswith(head_prefix):
             # The backbone of a classifier checkpoint: the head is dropped on purpose.
             report.dropped_head.append(key)
             continue
-        if canonical in arrays:
+        if name in arrays:
             report.duplicates.append(key)
-            report.messages.append(f"duplicate: {origin[canonical]!r} and {key!r}")
+            report.messages.append(f"duplicate: {origin[name]!r} and {key!r}")
             continue
-        arrays[canonical], origin[canonical] = np.asarray(value), key
+        arrays[name], origin[name] = np.asarray(value), key
     return arrays, origin
 
 
@@ -273,7 +282,9 @@ def convert_hf_state_dict(
         missing or mismatched parts are absent unless `fill` is given.
     """
     report = ConversionReport()
-    arrays, origin = _canonical_state_dict(state_dict, with_head, report)
+    arrays, origin = _canonical_state_dict(
+        state_dict, with_head, report, canonical=_canonical_key, head_prefix=_HEAD_PREFIX
+    )
 
     def shown(key: str) -> str:
         return f"{HF_PREFIX if _is_backbone(key, with_head) else ''}{key}"
@@ -303,19 +314,14 @@ def params_from_original(
         ValueError: naming every missing, unexpected or duplicate key and every shape mismatch.
     """
     report = ConversionReport()
-    arrays: dict[str, np.ndarray] = {}
-    origin: dict[str, str] = {}
-    for key, value in state_dict.items():
-        canonical = key.removeprefix(_ORIGINAL_PREFIX)
-        if canonical.startswith(_ORIGINAL_DROPPED) or (
-            not with_head and canonical.startswith(_ORIGINAL_HEAD_PREFIX)
-        ):
-            continue
-        if canonical in arrays:
-            report.duplicates.append(key)
-            report.messages.append(f"duplicate: {origin[canonical]!r} and {key!r}")
-            continue
-        arrays[canonical], origin[canonical] = np.asarray(value), key
+    arrays, origin = _canonical_state_dict(
+        state_dict,
+        with_head,
+        report,
+        canonical=lambda key: key.removeprefix(_ORIGINAL_PREFIX),
+        head_prefix=_ORIGINAL_HEAD_PREFIX,
+        ignored=_ORIGINAL_DROPPED,
+    )
     flat = _convert(
         _original_rules(config, with_head),
         arrays,

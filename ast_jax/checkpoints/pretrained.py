@@ -33,12 +33,12 @@ import safetensors
 import safetensors.numpy
 from flax.traverse_util import flatten_dict, unflatten_dict
 
-from ast_jax.checkpoints.hub import resolve
 from ast_jax.checkpoints.keymaps import ConversionReport, convert_hf_state_dict, params_to_hf
 from ast_jax.checkpoints.torch_pickle import UnsafePickleError, read_torch_zip
 from ast_jax.config import CONFIG_NAME, ASTConfig
 from ast_jax.files import atomic_write, write_json
 from ast_jax.frontend.extractor import PREPROCESSOR_CONFIG, FeatureExtractor
+from ast_jax.hub import resolve
 from ast_jax.model.params import abstract_params, build_model, check_params, has_head
 from ast_jax.model.positions import GRID_FIELDS, PositionRule, adapt_params
 

@@ -32,7 +32,7 @@ from ast_jax.frontend.kaldi import (
     fbank_stacked,
     samples_for_frames,
 )
-from ast_jax.hub import resolve
+from ast_jax.hub import resolve_file
 
 __all__ = ["PREPROCESSOR_CONFIG", "PRESETS", "FeatureExtractor", "default_extractor"]
 
@@ -380,22 +380,17 @@ class FeatureExtractor:
           OSError: the hub can be reached neither online nor in the cache.
           ValueError: unknown keys or invalid values.
         """
-        path = Path(path_or_repo_id).expanduser()
-        if path.is_file():
-            return cls.from_json_file(path, **overrides)
-        directory = resolve(
+        file = resolve_file(
             path_or_repo_id,
-            revision,
-            [PREPROCESSOR_CONFIG],
+            PREPROCESSOR_CONFIG,
+            revision=revision,
             subfolder=subfolder,
             cache_dir=cache_dir,
             local_files_only=local_files_only,
             token=token,
             force_download=force_download,
         )
-        if not (directory / PREPROCESSOR_CONFIG).is_file():
-            raise FileNotFoundError(f"no {PREPROCESSOR_CONFIG} in {directory}")
-        return cls.from_json_file(directory / PREPROCESSOR_CONFIG, **overrides)
+        return cls.from_json_file(file, **overrides)
 
     def save_pretrained(self, directory: str | os.PathLike) -> list[str]:
         """Write ``directory/preprocessor_config.json`` atomically (the directory is created if
