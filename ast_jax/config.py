@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ast_jax.files import write_json
+from ast_jax.files import read_json_object, write_json
 from ast_jax.hub import resolve_file
 
 __all__ = [
@@ -336,12 +336,17 @@ class ASTConfig:
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike[str], **overrides: Any) -> ASTConfig:
-        """Reads a Hugging Face `config.json` (see `from_hf_dict`)."""
-        with open(path, encoding="utf-8") as file:
-            data = json.load(file)
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
-        return cls.from_hf_dict(data, **overrides)
+        """Reads a Hugging Face `config.json` (see `from_hf_dict`).
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: invalid JSON or an invalid config; the message names the file.
+        """
+        data = read_json_object(path)
+        try:
+            return cls.from_hf_dict(data, **overrides)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{path}: {error}") from error
 
     def to_json_file(self, path: str | os.PathLike[str]) -> None:
         """Writes `to_hf_dict()` as indented, key-sorted JSON, atomically."""

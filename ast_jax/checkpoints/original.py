@@ -18,6 +18,7 @@ import numpy as np
 from ast_jax.checkpoints.keymaps import params_from_original
 from ast_jax.checkpoints.torch_pickle import read_torch_zip
 from ast_jax.config import PRESETS, SPEECH_COMMANDS_LABELS, TIMM_LAYER_NORM_EPS, ASTConfig
+from ast_jax.model.params import check_finite
 
 __all__ = ["load_original", "original_config"]
 
@@ -169,7 +170,8 @@ def load_original(
     Raises:
         FileNotFoundError: no such file.
         UnsafePickleError: the pickle asks for anything but tensors.
-        ValueError: see `original_config` and `params_from_original`.
+        ValueError: see `original_config` and `params_from_original`; weights holding NaN or
+            infinity.
     """
     path = Path(path)
     if not path.is_file():
@@ -177,4 +179,6 @@ def load_original(
     state_dict = read_torch_zip(path)
     config = original_config(state_dict, filename=path.name, **config_options)
     head = config.num_labels > 0 if with_head is None else with_head
-    return config, params_from_original(state_dict, config, with_head=head)
+    params = params_from_original(state_dict, config, with_head=head)
+    check_finite(params, str(path))
+    return config, params

@@ -36,13 +36,20 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 from ast_jax.checkpoints.keymaps import ConversionReport, convert_hf_state_dict, params_to_hf
 from ast_jax.checkpoints.torch_pickle import UnsafePickleError, read_torch_zip
 from ast_jax.config import CONFIG_NAME, ASTConfig
-from ast_jax.files import atomic_write, write_json
+from ast_jax.files import atomic_directory, write_json
 from ast_jax.frontend.extractor import PREPROCESSOR_CONFIG, FeatureExtractor
 from ast_jax.hub import resolve
-from ast_jax.model.params import abstract_params, build_model, check_params, has_head
+from ast_jax.model.params import (
+    abstract_params,
+    build_model,
+    check_finite,
+    check_params,
+    has_head,
+)
 from ast_jax.model.positions import GRID_FIELDS, PositionRule, adapt_params
 
 __all__ = [
+    "CHECKPOINT_FILES",
     "CONFIG_NAME",
     "HF_BIN_NAME",
     "HF_WEIGHTS_NAME",
@@ -61,6 +68,10 @@ HF_WEIGHTS_NAME = "model.safetensors"
 HF_BIN_NAME = "pytorch_model.bin"
 _FORMAT = {"format": "ast-jax", "version": "1"}
 _HUB_FILES = [CONFIG_NAME, WEIGHTS_NAME, HF_WEIGHTS_NAME, PREPROCESSOR_CONFIG]
+# What a checkpoint directory may hold; writing one replaces only a directory of these files.
+CHECKPOINT_FILES = frozenset(
+    {*_HUB_FILES, HF_BIN_NAME, "model.safetensors.index.json", "README.md", ".gitattributes"}
+)
 
 
 # ---- writing ---------------------------------------------------------------------------------
@@ -70,7 +81,7 @@ def _write_safetensors(path: Path, tensors: Mapping[str, Any], metadata: dict[st
     arrays = {
         name: np.ascontiguousarray(value, dtype=np.float32) for name, value in tensors.items()
     }
-    atomic_write(path, lambda temp: safetensors.numpy.save_file(arrays, temp, metadata=metadata))
+    safetensors.numpy.save_file(arrays, path, metadata=metadata)
 
 
 def save_pretrained(
@@ -82,7 +93,8 @@ def save_pretrained(
     """Writes an ast-jax checkpoint directory (`config.json` + `ast_jax.safetensors`).
 
     Args:
-        directory: created if needed; existing files of the same names are replaced atomically.
+        directory: created if needed. An existing checkpoint there is replaced as a whole
+            (`ast_jax.files.atomic_directory`); a directory holding other files is refused.
         config: the model config (its compute `dtype` is not saved: choose it when loading).
         params: an `ASTForAudioClassification` or `ASTModel` params tree for `config`.
         feature_extractor: if given, its `preprocessor_config.json` is written alongside.
@@ -91,15 +103,17 @@ def save_pretrained(
         The directory.
 
     Raises:
-        ValueError: `params` do not match `config`.
+        ValueError: `params` do not match `config`, or hold NaN or infinity.
+        FileExistsError: `directory` is a file, or holds files other than a checkpoint's.
     """
-    directory = Path(directory)
     check_params(params, config, with_head=has_head(params))
-    _write_safetensors(directory / WEIGHTS_NAME, flatten_dict(params, sep="/"), _FORMAT)
-    write_json(directory / CONFIG_NAME, config.to_hf_dict())
-    if feature_extractor is not None:
-        feature_extractor.save_pretrained(directory)
-    return directory
+    check_finite(params, "params")
+    with atomic_directory(directory, replaceable=CHECKPOINT_FILES) as temp:
+        _write_safetensors(temp / WEIGHTS_NAME, flatten_dict(params, sep="/"), _FORMAT)
+        write_json(temp / CONFIG_NAME, config.to_hf_dict())
+        if feature_extractor is not None:
+            feature_extractor.save_pretrained(temp)
+    return Path(directory)
 
 
 def export_hf(
@@ -108,16 +122,19 @@ def export_hf(
     """Writes a transformers-loadable directory: `config.json` + `model.safetensors`.
 
     A classifier tree is exported as `ASTForAudioClassification`, a backbone tree as `ASTModel`.
+    The directory is written as a whole, as by `save_pretrained`.
 
     Raises:
-        ValueError: `params` do not match `config`.
+        ValueError: `params` do not match `config`, or hold NaN or infinity.
+        FileExistsError: `directory` is a file, or holds files other than a checkpoint's.
     """
-    directory = Path(directory)
     state_dict = params_to_hf(params, config)
+    check_finite(params, "params")
     architecture = "ASTForAudioClassification" if has_head(params) else "ASTModel"
-    _write_safetensors(directory / HF_WEIGHTS_NAME, state_dict, {"format": "pt"})
-    write_json(directory / CONFIG_NAME, {**config.to_hf_dict(), "architectures": [architecture]})
-    return directory
+    with atomic_directory(directory, replaceable=CHECKPOINT_FILES) as temp:
+        _write_safetensors(temp / HF_WEIGHTS_NAME, state_dict, {"format": "pt"})
+        write_json(temp / CONFIG_NAME, {**config.to_hf_dict(), "architectures": [architecture]})
+    return Path(directory)
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -286,8 +303,8 @@ def load_pretrained(
     Raises:
         FileNotFoundError: missing directory, `config.json` or weights.
         ShapeMismatchError: weights of the wrong shape, without `ignore_mismatched_sizes`.
-        ValueError: corrupt files, keys given twice, or a grid override the `positions` rule
-            cannot serve.
+        ValueError: corrupt files, weights holding NaN or infinity, keys given twice, or a grid
+            override the `positions` rule cannot serve.
         UnsafePickleError: a `.bin` whose pickle is not a plain tensor state dict.
         ImportError / OSError: a hub id without huggingface_hub, or neither the hub nor its cache
             has it.
@@ -330,6 +347,7 @@ def load_pretrained(
         flat, _ = convert(_fresh_params(config, head, seed))
     params = unflatten_dict(flat)
     check_params(params, config, with_head=head)
+    check_finite(params, str(directory))
     config, params = _adapted(config, params, grid, positions)
     return (config, params, info) if output_loading_info else (config, params)
 

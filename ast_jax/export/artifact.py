@@ -16,14 +16,13 @@ import hashlib
 import importlib.metadata
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 from ast_jax.checkpoints.sources import load_model, resolve_model
 from ast_jax.config import ASTConfig
 from ast_jax.export.serving import Input, input_shapes, with_attention
 from ast_jax.export.stablehlo import DEFAULT_PLATFORMS, attention_by_platform, check_platforms
-from ast_jax.files import atomic_write, write_json
+from ast_jax.files import atomic_directory, write_json
 from ast_jax.frontend.extractor import FeatureExtractor, default_extractor
 from ast_jax.model.params import has_head
 from ast_jax.model.scores import default_activation
@@ -106,7 +105,8 @@ def export_model(
     Args:
       model: a checkpoint directory (ast-jax or Hugging Face), a hub id or a bundled model's
         name; None for the bundled kws12.
-      output: the directory to write (created if needed; the two files are replaced).
+      output: the directory to write, as a whole (`ast_jax.files.atomic_directory`); an
+        existing artifact there is replaced, a directory of other files refused.
       format: ``"stablehlo"`` (`ast_jax.export.stablehlo`) or ``"onnx"`` (`ast_jax.export.onnx`).
       input: ``"waveform"`` (waveforms and their lengths; features computed inside) or
         ``"features"`` (normalised log-mel features).
@@ -143,12 +143,9 @@ def export_model(
         from ast_jax.export.onnx import export_onnx
 
         data = export_onnx(config, params, extractor, input=input).SerializeToString()
-    output = Path(output)
-
-    def write(temp: str) -> None:
-        Path(temp).write_bytes(data)
-
-    atomic_write(output / ARTIFACT_NAMES[format], write)
     info = {**info, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    write_json(output / METADATA_NAME, info)
+    artifact_files = {*ARTIFACT_NAMES.values(), METADATA_NAME}
+    with atomic_directory(output, replaceable=artifact_files) as temp:
+        (temp / ARTIFACT_NAMES[format]).write_bytes(data)
+        write_json(temp / METADATA_NAME, info)
     return info

@@ -7,6 +7,11 @@ resampled with soxr's high-quality (VHQ) resampler.
 `load_audio` reads a whole file; `stream_audio` yields it block by block (memory bounded by the
 block size, for hour-long recordings), resampling with soxr's streaming resampler.
 
+Both refuse audio that would give a wrong answer without an error: samples that are NaN or
+infinite, float audio far outside [-1, 1] (integer PCM stored as float: `check_samples`), and a
+WAV file shorter than its header says (a truncated download or copy; libsndfile would quietly
+return the samples that are there).
+
 Shape legend: S samples, C channels.
 """
 
@@ -24,8 +29,10 @@ from numpy.typing import NDArray
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "MAX_PEAK",
     "AudioInfo",
     "audio_info",
+    "check_samples",
     "find_audio",
     "load_audio",
     "stream_audio",
@@ -38,6 +45,30 @@ AUDIO_EXTENSIONS = frozenset(
 # Seconds of audio `stream_audio` decodes at a time.
 _BLOCK_SECONDS = 10.0
 _DECODE_ERRORS = (soundfile.LibsndfileError, RuntimeError, TypeError)
+# Float audio is expected in [-1, 1]. A peak above this is integer PCM stored as float (or a wrong
+# gain): the model would score it as very loud audio. 1.5 leaves room for mild clipping overshoot.
+MAX_PEAK = 1.5
+
+
+def check_samples(samples: NDArray[np.floating], name: str) -> None:
+    """Refuses samples that are NaN or infinite, or float audio with a peak above `MAX_PEAK`.
+
+    Raises:
+      ValueError: naming ``name``, the problem and what to do.
+    """
+    finite = np.isfinite(samples)
+    if not finite.all():
+        first = int(np.flatnonzero(~finite.reshape(-1))[0])
+        raise ValueError(
+            f"{name}: {samples.size - int(finite.sum())} sample(s) are NaN or infinite (the "
+            f"first at index {first}); the audio is corrupt"
+        )
+    peak = float(np.max(np.abs(samples), initial=0.0))
+    if peak > MAX_PEAK:
+        raise ValueError(
+            f"{name}: peak {peak:.6g} is far outside [-1, 1]; float audio must be scaled to "
+            "[-1, 1] (integer PCM stored as float? divide by 32768 for 16-bit)"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +98,8 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
 
     Raises:
       FileNotFoundError: ``path`` does not exist.
-      ValueError: the file cannot be decoded, or holds no samples.
+      ValueError: the file cannot be decoded, holds no samples, or is a WAV file shorter than
+        its header says.
     """
     path = Path(path)
     if not path.is_file():
@@ -78,7 +110,40 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
         raise ValueError(f"cannot decode {path} as audio: {error}") from error
     if info.frames <= 0:
         raise ValueError(f"{path} holds no audio samples")
+    declared = _wav_declared_frames(path) if info.format == "WAV" else None
+    if declared is not None and declared > info.frames:
+        raise ValueError(
+            f"{path} is truncated: its header promises {declared} samples per channel, the file "
+            f"holds {info.frames}"
+        )
     return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames))
+
+
+# A data chunk size that streaming writers put in the header when the length is not known yet.
+_UNKNOWN_SIZES = frozenset({0, 0xFFFFFFFF})
+
+
+def _wav_declared_frames(path: Path) -> int | None:
+    """Samples per channel that a RIFF/WAVE header's ``data`` chunk declares; None when it
+    declares no length (a stream) or the chunks cannot be walked."""
+    block_align = None
+    with open(path, "rb") as file:
+        if file.read(12)[8:12] != b"WAVE":
+            return None
+        while header := file.read(8):
+            if len(header) < 8:
+                return None
+            chunk, size = header[:4], int.from_bytes(header[4:], "little")
+            if chunk == b"fmt ":
+                block_align = int.from_bytes(file.read(16)[12:14], "little")
+                file.seek(size - 16 + size % 2, os.SEEK_CUR)
+            elif chunk == b"data":
+                if size in _UNKNOWN_SIZES or not block_align:
+                    return None
+                return size // block_align
+            else:
+                file.seek(size + size % 2, os.SEEK_CUR)
+    return None
 
 
 def load_audio(path: str | os.PathLike, sampling_rate: int = 16000) -> NDArray[np.float32]:
@@ -93,13 +158,15 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = 16000) -> NDArray[n
 
     Raises:
       FileNotFoundError: ``path`` does not exist.
-      ValueError: the file cannot be decoded, or holds no samples.
+      ValueError: the file cannot be decoded, is truncated, holds no samples, or holds samples
+        that `check_samples` refuses.
     """
     info = audio_info(path)
     try:
         data, rate = soundfile.read(info.path, dtype="float32", always_2d=True)  # (S, C)
     except _DECODE_ERRORS as error:
         raise ValueError(f"cannot decode {info.path} as audio: {error}") from error
+    check_samples(data, str(info.path))
     mono = data.mean(axis=1, dtype=np.float32)  # (S,)
     if rate != sampling_rate:
         mono = soxr.resample(mono, rate, sampling_rate, quality="VHQ").astype(np.float32)
@@ -126,7 +193,8 @@ def stream_audio(
 
     Raises:
       FileNotFoundError: ``path`` does not exist.
-      ValueError: the file cannot be decoded (also part-way through), or holds no samples.
+      ValueError: the file cannot be decoded (also part-way through), is truncated, holds no
+        samples, or holds samples that `check_samples` refuses (raised at that block).
     """
     info = audio_info(path)
     block_size = max(1, int(block_seconds * info.sampling_rate))
@@ -138,6 +206,7 @@ def stream_audio(
     try:
         with soundfile.SoundFile(info.path) as file:
             for block in file.blocks(block_size, dtype="float32", always_2d=True):  # (S_i, C)
+                check_samples(block, str(info.path))
                 mono = block.mean(axis=1, dtype=np.float32)  # (S_i,)
                 yield mono if resampler is None else resampler.resample_chunk(mono)
     except _DECODE_ERRORS as error:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -23,7 +24,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ast_jax.config import ASTConfig
-from ast_jax.files import write_json
+from ast_jax.files import read_json_object, write_json
+from ast_jax.frontend.audio import check_samples
 from ast_jax.frontend.batch import BatchFeature
 from ast_jax.frontend.kaldi import (
     FbankOptions,
@@ -49,6 +51,14 @@ PREPROCESSOR_CONFIG = "preprocessor_config.json"
 _HF_METADATA_KEYS = frozenset({"feature_extractor_type", "processor_class"})
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FeatureExtractor:
     """AST's feature extractor: Kaldi fbank, pad/truncate to ``max_length`` frames, normalise.
@@ -58,7 +68,8 @@ class FeatureExtractor:
     ``padding_value`` is honoured (HF always pads with 0.0; equal at the default), unknown call
     arguments raise instead of being ignored (and ``padding`` / ``truncation`` values asking for
     something other than ``max_length`` frames raise), ``return_attention_mask`` really returns a
-    mask, integer PCM is rejected instead of passed through unscaled, and ``return_tensors=None``
+    mask, integer PCM (and float audio with a peak above 1.5, integer PCM stored as float) is
+    rejected instead of passed through unscaled, and ``return_tensors=None``
     gives one NumPy batch rather than a list of per-clip arrays.
 
     Pipeline per clip: fbank with ``window_type="hanning"``, ``sample_frequency=sampling_rate``,
@@ -82,8 +93,13 @@ class FeatureExtractor:
     model_input_names: ClassVar[tuple[str, ...]] = ("input_values", "attention_mask")
 
     def __post_init__(self) -> None:
+        for name in ("feature_size", "sampling_rate", "num_mel_bins", "max_length"):
+            value = getattr(self, name)
+            check_value(_is_int(value) and value > 0, name, value, "an integer > 0")
+        for name in ("padding_value", "mean", "std"):
+            value = getattr(self, name)
+            check_value(_is_real(value) and math.isfinite(value), name, value, "a finite number")
         check_value(self.feature_size == 1, "feature_size", self.feature_size, "1 (mono audio)")
-        check_value(self.max_length > 0, "max_length", self.max_length, "> 0 frames")
         check_value(self.std > 0, "std", self.std, "> 0")
         check_value(self.padding_side == "right", "padding_side", self.padding_side, "'right'")
         self.fbank_options  # validates sampling_rate and num_mel_bins  # noqa: B018
@@ -289,6 +305,7 @@ class FeatureExtractor:
             )
         if isinstance(raw_speech, np.ndarray):
             array = as_signal_array(raw_speech, "raw_speech").astype(np.float32, copy=False)
+            check_samples(array, "raw_speech")
             return array[..., :needed] if is_batch else [array[:needed]]
         if not is_batch:
             raw_speech = [raw_speech]
@@ -298,6 +315,7 @@ class FeatureExtractor:
             if isinstance(clip, list | tuple):  # Python numbers: accepted whatever their type
                 array = np.asarray(clip, dtype=np.float32)
             array = as_signal_array(array, f"raw_speech[{i}]").astype(np.float32, copy=False)
+            check_samples(array, f"raw_speech[{i}]")
             if array.ndim != 1:
                 raise ValueError(f"raw_speech[{i}] must be 1-D mono audio, got shape {array.shape}")
             clips.append(array[:needed])
@@ -340,12 +358,17 @@ class FeatureExtractor:
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike, **overrides: Any) -> FeatureExtractor:
-        """Build from a JSON file of `to_dict()`'s format (see `from_dict`)."""
-        with open(path, encoding="utf-8") as file:
-            data = json.load(file)
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
-        return cls.from_dict(data, **overrides)
+        """Build from a JSON file of `to_dict()`'s format (see `from_dict`).
+
+        Raises:
+          FileNotFoundError: no such file.
+          ValueError: invalid JSON or invalid settings; the message names the file.
+        """
+        data = read_json_object(path)
+        try:
+            return cls.from_dict(data, **overrides)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{path}: {error}") from error
 
     @classmethod
     def from_pretrained(

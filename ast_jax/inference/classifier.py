@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 
 from ast_jax.checkpoints.sources import load_model
 from ast_jax.config import ASTConfig
-from ast_jax.frontend.audio import audio_info, stream_audio
+from ast_jax.frontend.audio import audio_info, check_samples, stream_audio
 from ast_jax.frontend.extractor import FeatureExtractor, default_extractor
 from ast_jax.frontend.kaldi import num_frames
 from ast_jax.frontend.windows import Windowing, sliding_windows
@@ -124,6 +124,7 @@ def _as_waveform(array: NDArray, name: str) -> NDArray[np.float32]:
         )
     if array.ndim != 1 or array.size == 0:
         raise ValueError(f"{name}: expected non-empty mono audio (S,), got shape {array.shape}")
+    check_samples(array, name)
     return array.astype(np.float32, copy=False)
 
 
@@ -402,8 +403,6 @@ class AudioClassifier:
                     f"{_source_name(source, index)}: {segment.size} samples is shorter than one "
                     f"{options.frame_length:g} ms frame"
                 )
-            if not np.isfinite(segment).all():
-                raise ValueError(f"{_source_name(source, index)}: audio holds NaN or inf")
             yield start, segment
 
     def _duration(self, source: Input) -> float:

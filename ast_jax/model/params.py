@@ -13,6 +13,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax.traverse_util import flatten_dict
 
 from ast_jax.config import ASTConfig
@@ -22,6 +23,7 @@ __all__ = [
     "abstract_params",
     "backbone_params",
     "build_model",
+    "check_finite",
     "check_params",
     "has_head",
     "init_params",
@@ -81,6 +83,30 @@ def check_params(params: Any, config: ASTConfig, *, with_head: bool = True) -> N
     if problems:
         kind = "ASTForAudioClassification" if with_head else "ASTModel"
         raise ValueError(f"params do not match {kind} for this config:\n  " + "\n  ".join(problems))
+
+
+def check_finite(params: Any, source: str) -> None:
+    """Refuses a params tree holding NaN or infinity: such weights give NaN scores for every input.
+
+    Args:
+        params: a params tree (nested mappings of arrays).
+        source: what the params were read from, for the message.
+
+    Raises:
+        ValueError: naming the first few offending arrays and how many values each holds.
+    """
+    flat = flatten_dict(params, sep="/") if isinstance(params, Mapping) else {}
+    bad = {}
+    for path, value in flat.items():
+        count = int(np.size(value) - np.count_nonzero(np.isfinite(np.asarray(value))))
+        if count:
+            bad[path] = count
+    if bad:
+        shown = ", ".join(f"{path} ({count})" for path, count in list(bad.items())[:3])
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise ValueError(
+            f"{source}: weights hold NaN or infinity in {shown}{more}; the checkpoint is corrupt"
+        )
 
 
 # timm's DeiT init (the original AST's) for the tokens and position table: truncated normal.
