@@ -205,6 +205,4 @@ def _exchange(a: Path, b: Path) -> bool:
     renameat2 = _renameat2()
     if renameat2 is None:
         return False
-    return (
-        renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
-    )
+    return renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0

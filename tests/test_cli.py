@@ -114,7 +114,7 @@ def test_classify_csv_and_table(tiny_config, tiny_checkpoint, audio):
     assert {row["label"] for row in rows} <= set(tiny_config.labels)
     table = _cli("classify", str(tiny_checkpoint), short, "--top-k", "1")
     assert table.returncode == 0, table.stderr
-    assert table.stdout.startswith(f"{short}  (1.00 s, 1 windows)")
+    assert table.stdout.startswith(f"{short}  (1.00 s, 1 window)")
     assert table.stderr == ""  # one window: no progress bar
 
 

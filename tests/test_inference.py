@@ -145,11 +145,13 @@ def test_long_audio_windows_follow_the_signal(
     result = classifier.classify([path])[0]
     # 8 s = 798 frames: six full 128-frame windows from 0 s every 1.28 s, then a 30-frame tail.
     starts = np.arange(7) * WINDOW_SECONDS
-    ends = np.append(starts[:-1] + (127 * 160 + 400) / RATE, 8.0)
+    # A window stands for 128 shifts of 10 ms (1.28 s); the tail window runs to the end.
+    ends = np.append(starts[:-1] + WINDOW_SECONDS, 8.0)
     np.testing.assert_allclose(result.window_times, np.stack([starts, ends], axis=1), atol=1e-12)
     assert result.duration == 8.0
-    # Each window's scores are the scores of that segment cut by hand.
-    segments = [signal[round(a * RATE) : round(b * RATE)] for a, b in result.window_times]
+    # Each window's scores are the scores of the samples its 128 frames read, cut by hand.
+    read = (127 * 160 + 400) / RATE
+    segments = [signal[round(a * RATE) : round((a + read) * RATE)] for a in starts]
     manual = classifier.predict(tiny_extractor(segments, sampling_rate=RATE)["input_values"])
     np.testing.assert_allclose(result.window_scores, manual, atol=PARITY_ATOL)
     np.testing.assert_allclose(result.scores, manual.mean(axis=0), atol=PARITY_ATOL)
@@ -175,7 +177,8 @@ def test_overlapping_windows(tiny_checkpoint, tone):
     result = classifier.classify([tone(500.0, 3.0)])[0]
     # 298 frames; 100-frame windows every 25 frames: starts 0..200 frames, the last reaching 298.
     np.testing.assert_allclose(result.window_times[:, 0], np.arange(9) * 0.25)
-    np.testing.assert_allclose(result.window_times[:, 1], [*(np.arange(8) * 0.25 + 1.015), 3.0])
+    # Windows stand for one 10-ms shift per frame (1 s), the last one runs to the end.
+    np.testing.assert_allclose(result.window_times[:, 1], [*(np.arange(8) * 0.25 + 1.0), 3.0])
     assert classifier.count_windows(tone(500.0, 3.0)) == 9
 
 

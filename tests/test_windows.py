@@ -50,7 +50,10 @@ def test_from_seconds_rounds_to_frames_and_checks_limits():
     assert (default.window_frames, default.hop_frames) == (128, 128)
     with pytest.raises(ValueError, match="longer than the model's input"):
         Windowing.from_seconds(2.0, None, max_frames=128, options=OPTIONS)
-    with pytest.raises(ValueError, match="hop must be"):
+    # In the units the user gave: seconds, not frames.
+    with pytest.raises(ValueError, match=r"hop of 1.5 s must be .* the window \(1 s\)"):
         Windowing.from_seconds(1.0, 1.5, max_frames=128, options=OPTIONS)
-    with pytest.raises(ValueError, match="hop must be"):
+    with pytest.raises(ValueError, match=r"hop of 0 s must be between one frame \(0.01 s\)"):
         Windowing.from_seconds(1.0, 0.0, max_frames=128, options=OPTIONS)
+    with pytest.raises(ValueError, match="shorter than one 0.01 s frame"):
+        Windowing.from_seconds(0.001, None, max_frames=128, options=OPTIONS)

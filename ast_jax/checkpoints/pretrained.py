@@ -321,7 +321,7 @@ def load_pretrained(
         # A hub repo without safetensors: fetch the pickle too (a local directory is unchanged).
         directory = resolve(path_or_repo_id, revision, [*_HUB_FILES, HF_BIN_NAME], **hub)
     if not (directory / CONFIG_NAME).is_file():
-        raise FileNotFoundError(f"no {CONFIG_NAME} in {directory}")
+        raise FileNotFoundError(f"no {CONFIG_NAME} in {directory}: not a complete checkpoint")
     grid = {key: overrides.pop(key) for key in GRID_FIELDS if key in overrides}
     config = ASTConfig.from_json_file(directory / CONFIG_NAME, **overrides)
     if (directory / WEIGHTS_NAME).is_file():

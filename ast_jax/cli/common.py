@@ -10,7 +10,10 @@ Vocabulary (the same flag for the same thing in every command):
 
 Exit codes: 0 success; 1 an input failed (the others are still processed); 2 the command cannot
 run (usage error, invalid option, a model, checkpoint or dataset that cannot be loaded, an output
-that cannot be written).
+that cannot be written); 130 interrupted (Ctrl-C).
+
+Errors are one line on stderr, ``error: <what> <why>``, naming the file concerned. No traceback is
+printed for a user mistake; ``--debug`` (or ``AST_JAX_DEBUG=1``) shows it for any error.
 
 The parser is built without importing JAX: command handlers import what they run.
 """
@@ -18,17 +21,20 @@ The parser is built without importing JAX: command handlers import what they run
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ast_jax.checkpoints.bundled import BUNDLED_MODELS, DEFAULT_BUNDLED_MODEL
-from ast_jax.frontend.audio import AUDIO_EXTENSIONS, find_audio
+from ast_jax.frontend.audio import AUDIO_EXTENSIONS, find_audio, has_audio
 
 __all__ = [
     "EXIT_CANNOT_RUN",
     "EXIT_INPUT_FAILED",
+    "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "LOAD_ERRORS",
     "MANIFEST_SUFFIX",
     "MODEL_HELP",
     "CommandError",
@@ -40,6 +46,7 @@ __all__ = [
     "expand_inputs",
     "positive_int",
     "report",
+    "report_failure",
     "split_model",
     "start_distributed",
 ]
@@ -47,6 +54,7 @@ __all__ = [
 EXIT_OK = 0
 EXIT_INPUT_FAILED = 1
 EXIT_CANNOT_RUN = 2
+EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by SIGINT
 
 # Inputs with this suffix are manifests: a CSV whose first column lists audio files.
 MANIFEST_SUFFIX = ".csv"
@@ -57,6 +65,11 @@ MODEL_HELP = (
 )
 
 
+# What loading a model, checkpoint, config or dataset raises for a bad file (not a bug): a
+# missing or unreadable file, invalid contents, a missing optional package, a refused pickle.
+LOAD_ERRORS = (OSError, ValueError, ImportError, pickle.UnpicklingError)
+
+
 class CommandError(Exception):
     """The command cannot run at all (exit code 2)."""
 
@@ -64,6 +77,14 @@ class CommandError(Exception):
 def report(message: str) -> None:
     """Prints ``error: message`` to stderr."""
     print(f"error: {message}", file=sys.stderr)
+
+
+def report_failure(source: object, error: BaseException) -> str:
+    """Reports why one input failed, naming it once; returns the message."""
+    text = str(error)
+    message = text if str(source) in text else f"{source}: {text}"
+    report(message)
+    return message
 
 
 def positive_int(text: str) -> int:
@@ -96,15 +117,25 @@ def add_model_and_inputs(parser: argparse.ArgumentParser, inputs: str, count: st
     parser.set_defaults(inputs_name=inputs)
 
 
+# Files that make a directory a checkpoint (possibly a half-written one) rather than audio.
+_CHECKPOINT_MARKERS = (
+    "config.json", "preprocessor_config.json", "*.safetensors", "pytorch_model.bin",
+)  # fmt: skip
+
+
 def _names_model(argument: str) -> bool:
-    """Whether a leading argument names a model rather than audio: a bundled model, a checkpoint
-    directory (it holds config.json), or anything else that is not a local path or an audio file
-    name (a hub id; a mistyped path then fails to load as a model, naming it)."""
+    """Whether a leading argument names a model rather than audio: a bundled model; a directory
+    that holds checkpoint files or no audio at all (so that a half-written or mistyped
+    checkpoint fails to load, naming it, instead of being read as an empty audio folder); or
+    anything else that is not a local path or an audio file name (a hub id)."""
     path = Path(argument)
     if argument in BUNDLED_MODELS:
         return True
+    if path.is_dir():
+        markers = any(next(path.glob(pattern), None) for pattern in _CHECKPOINT_MARKERS)
+        return markers or not has_audio(path)
     if path.exists():
-        return path.is_dir() and (path / "config.json").is_file()
+        return False
     return path.suffix.lower() not in AUDIO_EXTENSIONS | {MANIFEST_SUFFIX}
 
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ast_jax.cli.common import EXIT_OK, MODEL_HELP, CommandError, positive_int
+from ast_jax.cli.common import EXIT_OK, LOAD_ERRORS, MODEL_HELP, CommandError, positive_int
 
 __all__ = ["add_commands"]
 
@@ -15,7 +15,6 @@ __all__ = ["add_commands"]
 def _convert(args: argparse.Namespace) -> int:
     from ast_jax.checkpoints.pretrained import load_feature_extractor, save_pretrained
     from ast_jax.checkpoints.sources import load_source
-    from ast_jax.checkpoints.torch_pickle import UnsafePickleError
 
     output = args.output or args.output_positional
     if output is None or (args.output and args.output_positional):
@@ -28,7 +27,7 @@ def _convert(args: argparse.Namespace) -> int:
             num_attention_heads=args.heads,
             timm_exact=not args.hf_layer_norm_eps,
         )
-    except (OSError, ValueError, ImportError, UnsafePickleError) as error:
+    except LOAD_ERRORS as error:
         raise CommandError(f"cannot read {args.model}: {error}") from error
     try:
         extractor = load_feature_extractor(args.model)

@@ -11,7 +11,7 @@ from ast_jax.cli.common import (
     CommandError,
     add_output,
     expand_inputs,
-    report,
+    report_failure,
 )
 from ast_jax.cli.output import output_names
 from ast_jax.frontend.extractor import PRESETS
@@ -39,7 +39,7 @@ def _features(args: argparse.Namespace) -> int:
                 waveform, sampling_rate=extractor.sampling_rate, return_num_frames=True
             )
         except (OSError, ValueError, TypeError) as error:
-            report(f"{path}: {error}")
+            report_failure(path, error)
             failures += 1
             continue
         values, frames = output["input_values"][0], int(output["num_frames"][0])

@@ -17,6 +17,7 @@ from ast_jax.checkpoints.bundled import DEFAULT_BUNDLED_MODEL
 from ast_jax.cli.common import (
     EXIT_INPUT_FAILED,
     EXIT_OK,
+    LOAD_ERRORS,
     MODEL_HELP,
     CommandError,
     add_distributed,
@@ -27,6 +28,7 @@ from ast_jax.cli.common import (
     expand_inputs,
     positive_int,
     report,
+    report_failure,
     start_distributed,
 )
 from ast_jax.cli.output import FORMATS, output_names, print_results, summary
@@ -52,8 +54,10 @@ def _load_checkpoint(model: str | None) -> tuple[Any, Any, Any]:
 
     try:
         return load_model(resolve_model(model))
-    except (OSError, ValueError, ImportError) as error:
-        raise CommandError(f"cannot load model {model}: {error}") from error
+    except LOAD_ERRORS as error:
+        raise CommandError(
+            f"cannot load model {model or DEFAULT_BUNDLED_MODEL}: {error}"
+        ) from error
 
 
 def _load_classifier(
@@ -182,7 +186,7 @@ def _classify(args: argparse.Namespace) -> int:
     def outcome(result: Classification | Failure) -> dict[str, Any] | Failure:
         """A failure (reported), or the JSON record of a result (its timeline drawn)."""
         if isinstance(result, Failure):
-            report(f"{result.source}: {result.error}")
+            report_failure(result.source, result.error)
             return result
         if args.timeline is not None:
             from ast_jax.plots import save_timeline
@@ -254,7 +258,7 @@ def _embed(args: argparse.Namespace) -> int:
 
     def outcome(result: Embedding | Failure) -> Embedding | Failure:
         if isinstance(result, Failure):
-            report(f"{result.source}: {result.error}")
+            report_failure(result.source, result.error)
         return result
 
     if args.parts is not None:
@@ -294,7 +298,7 @@ def _merge(args: argparse.Namespace) -> int:
     for message in input_errors:
         report(message)
     for source, error in merged.failures:
-        report(f"{source}: {error}")
+        report_failure(source, error)
     failed = len(input_errors) + len(merged.failures)
     if merged.run.kind == "embed":
         output = args.output or Path(settings["output"])
@@ -345,7 +349,7 @@ def _explain(args: argparse.Namespace) -> int:
             waveform[start:], sampling_rate=extractor.sampling_rate, return_num_frames=True
         )
     except (OSError, ValueError) as error:
-        report(f"{file}: {error}")
+        report_failure(file, error)
         return EXIT_INPUT_FAILED
     values, frames = output["input_values"], int(output["num_frames"][0])  # (1, T, F)
     explain_fn = jax.jit(explain, static_argnames="config")
@@ -400,8 +404,8 @@ def _info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
     else:
         for key, value in info.items():
-            if key == "labels":
-                value = ", ".join(value[:10]) + (", ..." if len(value) > 10 else "")
+            if key == "labels":  # all of them, one per line: AudioSet's 527 names hold commas
+                value = "".join(f"\n  {index}: {label}" for index, label in enumerate(value))
             print(f"{key}: {value}")
     return EXIT_OK
 

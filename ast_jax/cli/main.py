@@ -11,10 +11,20 @@ errors to stderr, progress bars (tqdm) to stderr. Flags and exit codes are share
 from __future__ import annotations
 
 import argparse
+import os
+import traceback
+import warnings
 from collections.abc import Sequence
 
 from ast_jax.cli import convert, export, features, inference, train
-from ast_jax.cli.common import EXIT_CANNOT_RUN, CommandError, report, split_model
+from ast_jax.cli.common import (
+    EXIT_CANNOT_RUN,
+    EXIT_INTERRUPTED,
+    LOAD_ERRORS,
+    CommandError,
+    report,
+    split_model,
+)
 
 __all__ = ["main"]
 
@@ -26,7 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="The Audio Spectrogram Transformer in JAX: classify, embed and explain audio, "
         "convert checkpoints, fine-tune.",
         epilog="Exit codes: 0 success, 1 an input failed (the others are still processed), "
-        "2 the command cannot run.",
+        "2 the command cannot run, 130 interrupted.",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=os.environ.get("AST_JAX_DEBUG", "") not in ("", "0"),
+        help="print the traceback of an error (also AST_JAX_DEBUG=1)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     inference.add_commands(commands)
@@ -38,12 +54,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit code."""
+    """Runs the command line; returns the exit code.
+
+    Every error ends as one line on stderr and exit code 2 (130 for Ctrl-C): a bad
+    file or option says what is wrong; anything else is a bug, reported as such. ``--debug``
+    adds the traceback.
+    """
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = _format_warning
     try:
         if hasattr(args, "arguments"):
             split_model(args)
         return args.run(args)
-    except CommandError as error:
-        report(str(error))
+    except KeyboardInterrupt:
+        report("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        if args.debug:
+            traceback.print_exc()
+        report(_message(error))
         return EXIT_CANNOT_RUN
+
+
+def _format_warning(message: Warning | str, category: type[Warning], *_: object) -> str:
+    """Warnings as one line, like errors: ``warning: <message>``."""
+    return f"warning: {message}\n"
+
+
+def _message(error: Exception) -> str:
+    """The one-line message of an error that stopped a command."""
+    text = str(error).strip() or type(error).__name__
+    if isinstance(error, (CommandError, FloatingPointError, MemoryError, *LOAD_ERRORS)):
+        return text
+    return (
+        f"internal error ({type(error).__name__}: {text}); rerun with --debug for the traceback "
+        "and report it"
+    )

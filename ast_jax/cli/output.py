@@ -62,7 +62,9 @@ def print_results(results: list[dict[str, Any]], output_format: str) -> None:
                     )
     else:
         for result in results:
-            print(f"{result['file']}  ({result['duration']:.2f} s, {result['windows']} windows)")
+            count = result["windows"]
+            windows = f"{count} window{'' if count == 1 else 's'}"
+            print(f"{result['file']}  ({result['duration']:.2f} s, {windows})")
             print(f"  clip             {_ranked_text(result['top'])}")
             for window in result.get("per_window", []):
                 span = f"{window['start']:7.2f}-{window['end']:7.2f} s"

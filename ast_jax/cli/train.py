@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ast_jax.cli.common import (
     EXIT_OK,
+    LOAD_ERRORS,
     MODEL_HELP,
     CommandError,
     add_distributed,
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["add_commands"]
 
-_TRAIN_ERRORS = (OSError, ValueError, ImportError, FloatingPointError)
+_TRAIN_ERRORS = (*LOAD_ERRORS, FloatingPointError)
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:

@@ -34,6 +34,7 @@ __all__ = [
     "audio_info",
     "check_samples",
     "find_audio",
+    "has_audio",
     "load_audio",
     "stream_audio",
 ]
@@ -215,8 +216,30 @@ def stream_audio(
         yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
 
 
+def _walk_audio(directory: Path) -> Iterator[Path]:
+    """The audio files under ``directory``, in no particular order, following symbolic links to
+    folders (a dataset assembled from links) but never entering one folder twice (no loops)."""
+    seen: set[tuple[int, int]] = set()
+    for root, folders, files in os.walk(directory, followlinks=True):
+        stat = os.stat(root)
+        if (stat.st_dev, stat.st_ino) in seen:
+            folders.clear()
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        for name in files:
+            child = Path(root, name)
+            if child.suffix.lower() in AUDIO_EXTENSIONS and child.is_file():
+                yield child
+
+
+def has_audio(directory: str | os.PathLike) -> bool:
+    """Whether `find_audio` finds anything under ``directory`` (stops at the first file)."""
+    return next(_walk_audio(Path(directory)), None) is not None
+
+
 def find_audio(path: str | os.PathLike) -> list[Path]:
-    """``path`` itself if it is not a directory, else the audio files under it, sorted.
+    """``path`` itself if it is not a directory, else the audio files under it, sorted
+    (symbolic links to folders are followed, as `os.walk` with ``followlinks``, without loops).
 
     Raises:
       FileNotFoundError: a directory holding no file with an extension in `AUDIO_EXTENSIONS`.
@@ -224,11 +247,7 @@ def find_audio(path: str | os.PathLike) -> list[Path]:
     path = Path(path)
     if not path.is_dir():
         return [path]
-    found = sorted(
-        child
-        for child in path.rglob("*")
-        if child.suffix.lower() in AUDIO_EXTENSIONS and child.is_file()
-    )
+    found = sorted(_walk_audio(path))
     if not found:
         raise FileNotFoundError(
             f"no audio files in directory {path} (looked for {', '.join(sorted(AUDIO_EXTENSIONS))})"

@@ -69,10 +69,19 @@ class Windowing:
         window_frames = max_frames if window is None else round(window / seconds_per_frame)
         if window_frames > max_frames:
             raise ValueError(
-                f"window of {window} s is longer than the model's input of {max_frames} frames "
-                f"({max_frames * seconds_per_frame:g} s)"
+                f"window of {window:g} s is longer than the model's input of "
+                f"{max_frames * seconds_per_frame:g} s ({max_frames} frames)"
+            )
+        if window_frames < 1:
+            raise ValueError(
+                f"window of {window:g} s is shorter than one {seconds_per_frame:g} s frame"
             )
         hop_frames = window_frames if hop is None else round(hop / seconds_per_frame)
+        if not 1 <= hop_frames <= window_frames:
+            raise ValueError(
+                f"hop of {hop:g} s must be between one frame ({seconds_per_frame:g} s) and the "
+                f"window ({window_frames * seconds_per_frame:g} s)"
+            )
         return cls(window_frames=window_frames, hop_frames=hop_frames, options=options)
 
     @property
@@ -84,6 +93,18 @@ class Windowing:
     def hop_samples(self) -> int:
         """Samples between window starts."""
         return self.hop_frames * self.options.window_shift
+
+    def span(self, start: int, num_samples: int, *, last: bool) -> tuple[float, float]:
+        """Seconds a window of ``num_samples`` samples from sample ``start`` stands for.
+
+        One frame shift per frame, so that windows tile the audio as their hops do (a 1-s
+        model's windows are 0-1 s, 1-2 s, ..., though each last 25-ms frame reads 15 ms
+        further); the ``last`` window of an input runs to the end of the samples it reads, the
+        end of the audio.
+        """
+        rate = self.options.sample_frequency
+        end = start + (num_samples if last else self.window_frames * self.options.window_shift)
+        return start / rate, end / rate
 
     def count(self, num_samples: int) -> int:
         """Number of windows `sliding_windows` yields for ``num_samples`` samples."""

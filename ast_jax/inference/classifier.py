@@ -458,17 +458,17 @@ class AudioClassifier:
                 step = self._step(*kind, frames=batch.frames)
                 outputs = step(self._params, self._device_batch(values))  # dispatched, not waited
             if in_flight is not None:
-                yield from _finish(*in_flight, collected, rate, progress)
+                yield from _finish(*in_flight, collected, self.windowing, progress)
             in_flight = (batch, outputs)
         if in_flight is not None:
-            yield from _finish(*in_flight, collected, rate, progress)
+            yield from _finish(*in_flight, collected, self.windowing, progress)
 
 
 def _finish(
     batch: _Batch,
     outputs: dict[str, jax.Array] | None,
     collected: dict[int, list],
-    rate: int,
+    windowing: Windowing,
     progress: Callable[[int], None] | None,
 ) -> Iterator[tuple[str, dict[str, NDArray], NDArray, float | Exception]]:
     """Files a computed batch's rows under their inputs; yields the inputs it completes."""
@@ -484,6 +484,19 @@ def _finish(
         if isinstance(outcome, Exception):
             yield source, {}, np.zeros((0, 2)), outcome
             continue
-        times = np.array([(start / rate, (start + size) / rate) for start, size, _ in rows])
+        times = np.array(
+            [
+                windowing.span(start, size, last=row == len(rows) - 1)
+                for row, (start, size, _) in enumerate(rows)
+            ]
+        )
         stacked = {name: np.stack([row[name] for *_, row in rows]) for name in rows[0][2]}
+        if not all(np.isfinite(value).all() for value in stacked.values()):
+            # Never hand out NaN scores as an answer (JSON would even print them as NaN).
+            error = FloatingPointError(
+                f"{source}: the model computed NaN or infinite outputs; check the checkpoint's "
+                "weights and preprocessor_config.json"
+            )
+            yield source, {}, np.zeros((0, 2)), error
+            continue
         yield source, stacked, times, outcome

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,6 +73,15 @@ class Dataset:
     def is_multi_label(self) -> bool:
         """Whether any clip carries more than one label."""
         return is_multi_label(self.targets)
+
+    def fingerprint(self) -> str:
+        """A digest of the clips (absolute paths, in order), their targets and the label names:
+        equal for the same data, different after any clip, label or order changes."""
+        digest = hashlib.sha256("\0".join(self.labels).encode())
+        for path in self.paths:
+            digest.update(f"\n{Path(path).absolute()}".encode())
+        digest.update(np.ascontiguousarray(self.targets).tobytes())
+        return digest.hexdigest()[:16]
 
 
 def _multi_hot(

@@ -132,7 +132,8 @@ def finetune(
       cache_dir: feature cache of the in-memory path (default ``out_dir/cache``).
       balanced: draw training clips with the AudioSet recipe's label weights.
       workers: grain worker processes decoding audio (0: in the training process).
-      resume: continue from the newest state in ``out_dir/state``.
+      resume: continue from the newest state in ``out_dir/state``; refused if the data, the
+        split, the normalisation or the pipeline differ from that run's.
       mesh: data-parallel mesh over every process's devices, or None for one device.
       progress: show progress bars.
       log_every, save_every, keep: as `fit`.
@@ -182,9 +183,16 @@ def finetune(
                 val_set, extractor, batch_size=train_config.eval_batch_size, workers=workers,
                 **shard,
             )  # fmt: skip
+    data = {
+        "train": train_set.fingerprint(),
+        "validation": None if val_set is None else val_set.fingerprint(),
+        "normalisation": [float(extractor.mean), float(extractor.std)],
+        "balanced": balanced,
+        "in_memory": in_memory,
+    }
     return fit(
         config, params, extractor, train, val, train_config, out_dir, mesh=mesh, resume=resume,
-        progress=progress, log_every=log_every, save_every=save_every, keep=keep,
+        progress=progress, log_every=log_every, save_every=save_every, keep=keep, data=data,
     )  # fmt: skip
 
 

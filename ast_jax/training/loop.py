@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,7 +34,7 @@ from ast_jax.runtime.sharding import gather, global_batch, replicate
 from ast_jax.training import metrics as metrics_lib
 from ast_jax.training.config import TrainConfig
 from ast_jax.training.history import format_record, write_history
-from ast_jax.training.optimizer import learning_rate_schedule, make_optimizer
+from ast_jax.training.optimizer import learning_rate_schedule, make_optimizer, schedule_warning
 from ast_jax.training.state import StateCheckpoints, TrainState
 from ast_jax.training.step import make_predict, make_train_step, resolve_problem_type
 
@@ -136,6 +137,7 @@ def fit(
     log_every: int = 50,
     save_every: int | None = None,
     keep: int = 2,
+    data: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Trains for ``train_config.epochs``, evaluating and saving the state after every epoch.
 
@@ -163,9 +165,12 @@ def fit(
       log_every: fetch the metrics from the device every this many steps (and check the loss).
       save_every: also save the state every this many steps inside an epoch; None: epoch ends.
       keep: latest states kept (the best by validation is kept too).
+      data: what identifies the data (`StateCheckpoints`): saved with the state; resuming with
+        other data is refused.
 
     Raises:
-      ValueError: a batch size that the mesh cannot split, or a state that does not match.
+      ValueError: a batch size that the mesh cannot split; a state in ``out_dir`` without
+        ``resume`` (it would be overwritten), or with ``resume`` a state that does not match.
       FloatingPointError: the loss became NaN or infinite.
     """
     from tqdm import tqdm
@@ -184,6 +189,9 @@ def fit(
     steps = train.steps_per_epoch
     updates_per_epoch = max(1, steps // tc.accumulate)
     schedule = learning_rate_schedule(tc, updates_per_epoch)
+    problem = schedule_warning(tc, tc.epochs * updates_per_epoch)
+    if problem is not None:
+        warnings.warn(problem, stacklevel=2)
     optimizer = make_optimizer(tc, updates_per_epoch)
     step_fn = make_train_step(
         model, optimizer, tc, problem_type=problem_type, mean=extractor.mean, std=extractor.std,
@@ -193,12 +201,26 @@ def fit(
     predict_fn = make_predict(model, activation, extractor.mean, extractor.std, extractor)
     best = "val_mAP" if problem_type == "multi_label_classification" else "val_accuracy"
     checkpoints = StateCheckpoints(
-        out_dir / "state", keep=keep, best_metric=best if validation is not None else None
+        out_dir / "state",
+        keep=keep,
+        best_metric=best if validation is not None else None,
+        data=data,
     )
     # Host copies: the step donates its inputs, which must not be the caller's buffers.
     state = TrainState.start(_host(params), optimizer.init(_host(params)), tc.seed)
     if resume and checkpoints.latest() is not None:
         state = checkpoints.restore(state, tc)
+    elif resume:
+        warnings.warn(
+            f"no training state in {checkpoints.directory}: starting from the beginning",
+            stacklevel=2,
+        )
+    elif checkpoints.latest() is not None:
+        checkpoints.close()
+        raise ValueError(
+            f"{checkpoints.directory} holds the state of an earlier run: resume it (--resume), "
+            "or train into a new output directory"
+        )
     place = (lambda tree: jax.device_put(tree)) if mesh is None else (lambda t: replicate(t, mesh))
     params, opt_state = place(state.params), place(state.opt_state)
     running = _Running(dict(state.running), state.step) if state.step else None

@@ -16,7 +16,7 @@ import optax
 
 from ast_jax.training.config import TrainConfig
 
-__all__ = ["learning_rate_schedule", "make_optimizer"]
+__all__ = ["learning_rate_schedule", "make_optimizer", "schedule_warning"]
 
 
 def learning_rate_schedule(config: TrainConfig, updates_per_epoch: int) -> optax.Schedule:
@@ -40,6 +40,34 @@ def learning_rate_schedule(config: TrainConfig, updates_per_epoch: int) -> optax
         return config.learning_rate * warm * decay
 
     return schedule
+
+
+def schedule_warning(config: TrainConfig, total_updates: int) -> str | None:
+    """Why the schedule would waste a run of ``total_updates`` updates, or None.
+
+    The stepped warm-up holds the rate at 0 for the first ``warmup_every`` updates and reaches the
+    base rate only after ``warmup_steps``: a short run (fine-tuning on a small dataset with the
+    default recipe) may train at rate 0 throughout, or never leave the warm-up.
+    """
+    if not config.warmup_steps or config.learning_rate == 0:
+        return None
+    at_zero = min(config.warmup_every, total_updates)
+    fix = (
+        f"pass --warmup-steps N with N well below {total_updates} (and --warmup-every 1 for a "
+        "smooth ramp), or --warmup-steps 0"
+    )
+    if at_zero == total_updates:
+        return (
+            f"the learning rate stays 0 for all {total_updates} updates of this run: the warm-up "
+            f"holds it at 0 for the first {config.warmup_every} updates; {fix}"
+        )
+    if config.warmup_steps > total_updates:
+        return (
+            f"the warm-up ({config.warmup_steps} updates) is longer than this run "
+            f"({total_updates} updates): the rate is 0 for the first {at_zero} updates and never "
+            f"reaches {config.learning_rate:g}; {fix}"
+        )
+    return None
 
 
 def make_optimizer(config: TrainConfig, updates_per_epoch: int) -> optax.GradientTransformation:

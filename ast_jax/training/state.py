@@ -123,6 +123,20 @@ def _check_config(saved: Mapping[str, Any], current: Mapping[str, Any]) -> None:
         )
 
 
+def _check_data(saved: Mapping[str, Any] | None, current: Mapping[str, Any] | None) -> None:
+    if saved is None or current is None:
+        return
+    current = json.loads(json.dumps(current))
+    changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    if changed:
+        raise ValueError(
+            "cannot resume: the data or its handling differ from the run that wrote the state "
+            f"({', '.join(f'{k}: {saved.get(k)!r} -> {current.get(k)!r}' for k in changed)}); "
+            "give the same data, --val/--val-fraction, --stats and --balanced as that run, or "
+            "start in a new output directory"
+        )
+
+
 def _arrays(state: TrainState) -> dict[str, Any]:
     """The array part of a state; absent sums are empty dicts (orbax keeps the structure)."""
     return {
@@ -143,6 +157,7 @@ class StateCheckpoints:
         *,
         keep: int = 2,
         best_metric: str | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> None:
         """Opens (or creates) the state directory.
 
@@ -151,7 +166,11 @@ class StateCheckpoints:
           keep: how many of the latest states to keep (>= 1).
           best_metric: also keep the state with the highest value of this validation metric
             (e.g. ``"val_accuracy"``); None keeps only the latest.
+          data: what identifies the run's data (JSON-able: dataset fingerprints, the split,
+            normalisation); saved with every state, and `restore` refuses a state whose data
+            differ.
         """
+        self._data = None if data is None else dict(data)
         if keep < 1:
             raise ValueError(f"keep must be >= 1, got {keep}")
         policies: list[Any] = [preservation_policy.LatestN(keep)]
@@ -192,6 +211,7 @@ class StateCheckpoints:
             "history": list(state.history),
             "running": dict(state.running),
             "train_config": train_config.to_dict(),
+            "data": self._data,
         }
         self._manager.save(
             update,
@@ -212,7 +232,7 @@ class StateCheckpoints:
         Raises:
           FileNotFoundError: no complete checkpoint in the directory.
           ValueError: a different training config (other than ``epochs`` and
-            ``eval_batch_size``), or arrays that do not match the template.
+            ``eval_batch_size``) or data, or arrays that do not match the template.
         """
         update = self.latest()
         if update is None:
@@ -221,6 +241,7 @@ class StateCheckpoints:
             "meta"
         ]
         _check_config(meta["train_config"], train_config.to_dict())
+        _check_data(meta.get("data"), self._data)
         shapes = _arrays(template)
         if meta["average_count"]:
             shapes["average_sum"] = jax.tree.map(
