@@ -111,3 +111,13 @@ def test_find_audio_walks_directories(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no audio files in directory"):
         find_audio(tmp_path / "empty")
+
+
+def test_find_audio_follows_linked_folders_without_looping(tmp_path):
+    data = tmp_path / "data"
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x.wav").write_bytes(b"")
+    data.mkdir()
+    (data / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (data / "loop").symlink_to(data, target_is_directory=True)  # must not recurse forever
+    assert find_audio(data) == [data / "linked" / "x.wav"]

@@ -146,10 +146,12 @@ def _embeddings(seed: int, count: int) -> list[Embedding]:
     rng = np.random.default_rng(seed)
     return [
         Embedding(
-            source=f"clip{seed}_{i}.wav", pooled=rng.normal(size=4).astype(np.float32),
+            source=f"clip{seed}_{i}.wav",
+            pooled=rng.normal(size=4).astype(np.float32),
             window_pooled=rng.normal(size=(2, 4)).astype(np.float32),
-            window_times=np.array([[0.0, 1.0], [1.0, 2.0]]), duration=2.0,
-        )  # fmt: skip
+            window_times=np.array([[0.0, 1.0], [1.0, 2.0]]),
+            duration=2.0,
+        )
         for i in range(count)
     ]
 
@@ -234,7 +236,7 @@ def test_training_state_killed_while_saving_keeps_a_loadable_state(
 ):
     """``kill -9`` while orbax writes a state (its temporary directory exists): the newest
     complete state loads, and ``--resume`` finishes the run."""
-    features, targets = synthetic_task(24, 0)
+    _, targets = synthetic_task(24, 0)
     root = tmp_path / "data"
     rng = np.random.default_rng(0)
     for i, target in enumerate(targets):

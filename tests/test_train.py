@@ -15,7 +15,7 @@ from ast_jax.model.modules import ASTForAudioClassification
 from ast_jax.training.config import TrainConfig
 from ast_jax.training.loader import FeatureBatches
 from ast_jax.training.loop import fit
-from ast_jax.training.optimizer import learning_rate_schedule, make_optimizer
+from ast_jax.training.optimizer import learning_rate_schedule, make_optimizer, schedule_warning
 from ast_jax.training.state import StateCheckpoints
 from ast_jax.training.step import loss_fn, make_train_step
 
@@ -211,6 +211,26 @@ def test_resume_equals_uninterrupted_run(
     with pytest.raises(ValueError, match="learning_rate"):  # only `epochs` may change
         _fit(*args, changed, tmp_path, resume=True)
     _assert_same_run(_fit(*args, TRAIN, tmp_path, resume=True), uninterrupted)
+
+
+def test_resume_refuses_other_data_and_a_new_run_refuses_an_old_state(
+    trainable_config, trainable_params, trainable_extractor, task, tmp_path
+):
+    args = (trainable_config, trainable_params, trainable_extractor, task)
+    short = dataclasses.replace(TRAIN, epochs=1)
+    _fit(*args, short, tmp_path, data={"train": "a", "validation": "b"})
+    with pytest.raises(ValueError, match=r"data .* differ.*validation: 'b' -> 'c'"):
+        _fit(*args, short, tmp_path, resume=True, data={"train": "a", "validation": "c"})
+    with pytest.raises(ValueError, match="holds the state of an earlier run"):
+        _fit(*args, short, tmp_path, data={"train": "a", "validation": "b"})
+
+
+def test_a_schedule_that_never_trains_is_named():
+    short = dataclasses.replace(TRAIN, warmup_steps=1000, warmup_every=50)
+    assert "stays 0 for all 40 updates" in schedule_warning(short, 40)
+    assert "longer than this run (400 updates)" in schedule_warning(short, 400)
+    assert schedule_warning(short, 5000) is None
+    assert schedule_warning(dataclasses.replace(short, warmup_steps=0), 40) is None
 
 
 class _Interrupt(Exception):

@@ -55,5 +55,5 @@ def test_from_seconds_rounds_to_frames_and_checks_limits():
         Windowing.from_seconds(1.0, 1.5, max_frames=128, options=OPTIONS)
     with pytest.raises(ValueError, match=r"hop of 0 s must be between one frame \(0.01 s\)"):
         Windowing.from_seconds(1.0, 0.0, max_frames=128, options=OPTIONS)
-    with pytest.raises(ValueError, match="shorter than one 0.01 s frame"):
+    with pytest.raises(ValueError, match=r"shorter than one 0\.01 s frame"):
         Windowing.from_seconds(0.001, None, max_frames=128, options=OPTIONS)

@@ -74,9 +74,24 @@ class CommandError(Exception):
     """The command cannot run at all (exit code 2)."""
 
 
+# Detail lines of a multi-line message kept in its one-line report.
+_DETAILS = 4
+
+
+def one_line(message: str) -> str:
+    """A multi-line message (a summary, then detail lines) as one line: the details joined with
+    "; ", the first few only."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return message.strip()
+    head, details = lines[0], lines[1 : 1 + _DETAILS]
+    more = len(lines) - 1 - len(details)
+    return f"{head} {'; '.join(details)}" + (f"; and {more} more" if more else "")
+
+
 def report(message: str) -> None:
-    """Prints ``error: message`` to stderr."""
-    print(f"error: {message}", file=sys.stderr)
+    """Prints ``error: message`` to stderr, on one line."""
+    print(f"error: {one_line(message)}", file=sys.stderr)
 
 
 def report_failure(source: object, error: BaseException) -> str:
