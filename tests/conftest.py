@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     import torch
 
 SAMPLING_RATE = 16000
+# Tests compile in a clean state and never write the user's cache; the subprocesses they start
+# inherit this. tests/test_cli.py turns the cache on where it tests it.
+os.environ["AST_JAX_COMPILATION_CACHE"] = "0"
 
 # ---- tiny ast-jax models and checkpoints ------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -217,6 +218,24 @@ def test_classify_defaults_to_the_bundled_model():
         "classify", "kws12", *map(str, BUNDLED_EXAMPLES), "--top-k", "1", "--format", "json"
     )
     assert named.stdout == result.stdout
+
+
+def test_compiled_programs_are_cached_between_runs_unless_turned_off(tmp_path):
+    """A second run loads the bundled model's program from the cache: same output, and the cache
+    directory holds it; ``--no-compilation-cache`` writes nothing."""
+    cache = tmp_path / "cache"
+    arguments = ["classify", str(BUNDLED_EXAMPLES[0]), "--format", "json"]
+    environment = {**os.environ, "AST_JAX_COMPILATION_CACHE": str(cache)}
+    command = [sys.executable, "-m", "ast_jax.cli", *arguments]
+    runs = [subprocess.run(command, capture_output=True, text=True, env=environment) for _ in "ab"]
+    assert [run.returncode for run in runs] == [0, 0], runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout
+    assert any(cache.iterdir())
+    off = tmp_path / "off"
+    environment["AST_JAX_COMPILATION_CACHE"] = str(off)
+    command.insert(3, "--no-compilation-cache")
+    assert subprocess.run(command, capture_output=True, env=environment).returncode == 0
+    assert not off.exists()
 
 
 def test_a_leading_model_is_told_apart_from_inputs(tiny_checkpoint, audio):

@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ast_jax.checkpoints.bundled import BUNDLED_MODELS, DEFAULT_BUNDLED_MODEL
-from ast_jax.frontend.audio import AUDIO_EXTENSIONS, find_audio, has_audio
 
 __all__ = [
     "EXIT_CANNOT_RUN",
@@ -143,6 +142,8 @@ def _names_model(argument: str) -> bool:
     that holds checkpoint files or no audio at all (so that a half-written or mistyped
     checkpoint fails to load, naming it, instead of being read as an empty audio folder); or
     anything else that is not a local path or an audio file name (a hub id)."""
+    from ast_jax.frontend.audio import AUDIO_EXTENSIONS, has_audio  # soundfile: not for --help
+
     path = Path(argument)
     if argument in BUNDLED_MODELS:
         return True
@@ -167,6 +168,8 @@ def expand_inputs(paths: Sequence[Path], errors: list[str] | None = None) -> tup
     """Files named, found in directories (sorted) or listed by ``.csv`` manifests (in row order,
     `ast_jax.inference.parts.read_manifest`), in argument order, and the number of arguments that
     gave none (each reported on stderr, and its message appended to ``errors`` if given)."""
+    from ast_jax.frontend.audio import find_audio
+
     files, failures = [], 0
     for path in paths:
         try:

@@ -25,6 +25,7 @@ from ast_jax.cli.common import (
     report,
     split_model,
 )
+from ast_jax.runtime.compilation_cache import enable_compilation_cache
 
 __all__ = ["main"]
 
@@ -37,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
         "convert checkpoints, fine-tune.",
         epilog="Exit codes: 0 success, 1 an input failed (the others are still processed), "
         "2 the command cannot run, 130 interrupted.",
+    )
+    parser.add_argument(
+        "--no-compilation-cache",
+        action="store_true",
+        help="compile every program anew instead of loading it from the persistent cache in "
+        "~/.cache/ast-jax (also AST_JAX_COMPILATION_CACHE=0)",
     )
     parser.add_argument(
         "--debug",
@@ -62,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     warnings.formatwarning = _format_warning
+    if not args.no_compilation_cache:
+        enable_compilation_cache()
     try:
         if hasattr(args, "arguments"):
             split_model(args)

@@ -7,6 +7,7 @@ A classifier tree is ``{"backbone": <ASTModel tree>, "classifier": ...}``; a bac
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,15 +52,19 @@ def build_model(config: ASTConfig, *, with_head: bool = True) -> nn.Module:
     return ASTForAudioClassification(config) if with_head else ASTModel(config)
 
 
+@functools.lru_cache(maxsize=16)
 def abstract_params(config: ASTConfig, *, with_head: bool = True) -> dict[str, Any]:
     """The params tree of `build_model(config, with_head=...)` as `jax.ShapeDtypeStruct`s.
 
     Traced with the XLA attention kernel: params do not depend on the kernel, and a cuDNN
-    config can then be checked on a host without a GPU.
+    config can then be checked on a host without a GPU. Cached per config: loading a checkpoint
+    checks its params more than once, and each trace of the model costs a noticeable part of a
+    command's start. Do not modify the returned tree.
     """
     model = build_model(dataclasses.replace(config, attention="xla"), with_head=with_head)
     dummy = jax.ShapeDtypeStruct((1, config.max_length, config.num_mel_bins), jnp.float32)
-    variables = jax.eval_shape(model.init, jax.random.key(0), dummy)
+    # The key is made inside the traced function: an eager one would compile a seeding program.
+    variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), dummy)
     return variables["params"]
 
 

@@ -1,2 +1,2 @@
-"""Execution on devices: the data-parallel mesh and shardings, and batching strategies. Imports
-nothing above the model."""
+"""Execution on devices: the data-parallel mesh and shardings, batching strategies, multi-process
+runs and the persistent compilation cache. Imports nothing above the model."""
