@@ -80,6 +80,10 @@ def test_info_format_json_and_its_older_spelling(capsys):
     assert main(["info", "kws12", "--json"]) == EXIT_OK
     assert json.loads(capsys.readouterr().out) == described
     assert described["attention"] in ("xla", "per_head")  # resolved, never "auto"
+    assert main(["info", "kws12"]) == EXIT_OK
+    table = capsys.readouterr().out
+    for index, label in enumerate(described["labels"]):  # every label, none cut off
+        assert f"\n  {index}: {label}\n" in table
 
 
 def test_convert_takes_dash_o_and_refuses_two_outputs(tmp_path, capsys):
