@@ -72,14 +72,17 @@ def _route(monkeypatch: pytest.MonkeyPatch, killer: Killer) -> None:
         monkeypatch.setattr(module, name, lambda *a, _r=real, _h=hook, **k: _h(_r, *a, **k))
 
 
-def _kill_at_every_step(
+def _views_after_kills(
     monkeypatch: pytest.MonkeyPatch,
     write_old: Callable[[], object],
     write_new: Callable[[], object],
     read: Callable[[], Hashable],
-) -> int:
-    """Writes the old output, then the new one killed at each of its steps in turn; after each
-    kill ``read()`` must give the old output or the new one. Returns the number of steps."""
+) -> tuple[Hashable, Hashable, list[Hashable]]:
+    """Writes the old output, then the new one killed at each of its steps in turn.
+
+    Returns:
+      ``read()`` of the old output, of the new one (written without a kill), and after each kill.
+    """
     write_old()
     old = read()
     with monkeypatch.context() as patch:
@@ -89,19 +92,29 @@ def _kill_at_every_step(
     new = read()
     assert old != new
     assert counter.steps >= 2, counter.steps  # the writer really goes through the routed calls
-    seen = []
+    views = []
     for at in range(1, counter.steps + 1):
         write_old()
         with monkeypatch.context() as patch, pytest.raises(Killed):
             _route(patch, Killer(at))
             write_new()
-        view = read()
-        assert view in (old, new), f"killed at step {at} of {counter.steps}: a mix {view}"
-        seen.append(view == new)
-    # Early kills leave the old output, later ones (after the output is in place) the new one;
-    # never back and forth.
-    assert seen == sorted(seen) and not seen[0], seen
-    return counter.steps
+        views.append(read())
+    return old, new, views
+
+
+def _kill_at_every_step(
+    monkeypatch: pytest.MonkeyPatch,
+    write_old: Callable[[], object],
+    write_new: Callable[[], object],
+    read: Callable[[], Hashable],
+) -> None:
+    """After a kill at any step of ``write_new``, ``read()`` gives the old output or the new one:
+    the old one up to some step, the new one after it, never back and forth."""
+    old, new, views = _views_after_kills(monkeypatch, write_old, write_new, read)
+    for at, view in enumerate(views, start=1):
+        assert view in (old, new), f"killed at step {at} of {len(views)}: a mix {view}"
+    is_new = [view == new for view in views]
+    assert is_new == sorted(is_new) and not is_new[0], is_new
 
 
 def _checkpoint_view(directory: Path) -> Hashable:
@@ -198,19 +211,9 @@ def test_features_killed_at_every_step_leave_whole_files(monkeypatch, tmp_path, 
     def read() -> Hashable:
         return tuple(float(np.load(out / f"{clip.stem}.npy").sum()) for clip in clips)
 
-    write_old()
-    old_files = read()
-    with monkeypatch.context() as patch:
-        counter = Killer(None)
-        _route(patch, counter)
-        write_new()
-    new_files = read()
-    for at in range(1, counter.steps + 1):
-        write_old()
-        with monkeypatch.context() as patch, pytest.raises(Killed):
-            _route(patch, Killer(at))
-            write_new()
-        for old, new, now in zip(old_files, new_files, read(), strict=True):
+    old_files, new_files, views = _views_after_kills(monkeypatch, write_old, write_new, read)
+    for at, files in enumerate(views, start=1):
+        for old, new, now in zip(old_files, new_files, files, strict=True):
             assert now in (old, new), f"killed at step {at}: a partial file"
 
 
