@@ -518,7 +518,9 @@ def test_feature_extractor_rejects_bad_input(raw_speech, error, match):
         ({"feature_size": 2}, "feature_size"),
         ({"padding_side": "left"}, "padding_side"),
         ({"num_mel_bins": 2}, "num_mel_bins"),
-        ({"sampling_rate": -16000}, "sample_frequency"),
+        ({"sampling_rate": -16000}, "sampling_rate"),
+        ({"sampling_rate": "16000"}, "sampling_rate"),
+        ({"mean": float("nan")}, "mean"),
     ],
 )
 def test_feature_extractor_rejects_bad_config(config, match):
