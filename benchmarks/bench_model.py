@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -28,16 +27,23 @@ import jax
 import numpy as np
 import torch
 import transformers
-from common import RESULTS_DIR, append_jsonl, environment, forward_flops
+from common import (
+    AUDIOSET_CONFIG,
+    RESULTS_DIR,
+    append_jsonl,
+    environment,
+    forward_flops,
+    interleaved_medians,
+)
 
-from ast_jax import ASTConfig, ASTForAudioClassification, params_from_hf
+from ast_jax import ASTForAudioClassification, params_from_hf
 from ast_jax.runtime.batching import per_example
 
 # jax-float32-per-example: the batch one clip at a time (`ast_jax.per_example`), the step
 # AudioClassifier runs on a single CPU device.
 BACKENDS = ("jax-float32", "jax-float32-per-example", "jax-bfloat16", "torch-sdpa", "torch-eager")
 RESULTS = RESULTS_DIR / "model.jsonl"
-CONFIG = ASTConfig(labels=tuple(f"LABEL_{i}" for i in range(527)))  # AudioSet 10/10, full size
+CONFIG = AUDIOSET_CONFIG
 
 
 def _torch_models(seed: int) -> dict[str, torch.nn.Module]:
@@ -84,23 +90,6 @@ def _prepare_torch(model: torch.nn.Module, x: np.ndarray) -> tuple[Callable[[], 
     return call, {"compile_s": None, "memory_gb": None}
 
 
-def _interleaved_medians(
-    calls: dict[str, Callable[[], object]], warmup: int, repeats: int
-) -> dict[str, float]:
-    """Median seconds per backend, timing one call of each backend per round, so that a change
-    in the machine's load during the run shifts every backend alike."""
-    for call in calls.values():
-        for _ in range(warmup):
-            call()
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
@@ -127,7 +116,7 @@ def main() -> None:
             else:
                 prepared = _prepare_torch(torch_models[backend], x)
             calls[backend], results[backend] = prepared
-        for backend, seconds in _interleaved_medians(calls, args.warmup, args.repeats).items():
+        for backend, seconds in interleaved_medians(calls, args.warmup, args.repeats).items():
             results[backend]["seconds"] = seconds
         baseline = results.get("torch-sdpa", {}).get("seconds")
         for backend, result in results.items():

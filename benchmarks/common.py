@@ -28,6 +28,10 @@ KALDI_OPTIONS = {
 }
 
 
+# The full-size AudioSet model (10/10 patch strides, 1024 frames x 128 bins, 527 classes).
+AUDIOSET_CONFIG = ASTConfig(labels=tuple(f"LABEL_{i}" for i in range(527)))
+
+
 def median_seconds(call: Callable[[], object], warmup: int = 1, repeats: int = 5) -> float:
     """Median wall seconds of `repeats` calls after `warmup` untimed ones. `call` must block until
     its work is done (`block_until_ready`, `torch.cuda.synchronize`)."""
@@ -39,6 +43,26 @@ def median_seconds(call: Callable[[], object], warmup: int = 1, repeats: int = 5
         call()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def interleaved_medians(
+    calls: dict[str, Callable[[], object]], warmup: int, repeats: int
+) -> dict[str, float]:
+    """Median seconds per backend, timing one call of each backend per round, so that a change
+    in the machine's load during the run shifts every backend alike. A call that returns a float
+    reports its own seconds (a subprocess that times itself), taken instead of the wall time
+    around it."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            result = call()
+            elapsed = time.perf_counter() - start
+            times[name].append(result if isinstance(result, float) else elapsed)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def forward_flops(config: ASTConfig) -> int:

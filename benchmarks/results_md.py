@@ -6,16 +6,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-from common import forward_flops
-
-from ast_jax import ASTConfig
+from common import AUDIOSET_CONFIG, forward_flops
 
 # Issue 7's targets, checked against the numbers of the run.
 CPU_SPEEDUP_TARGET = 1.25  # JAX float32 vs transformers SDPA, batch 1 and 8
 GEMM_FRACTION_TARGET = 0.80  # of the measured float32 GEMM peak
 GPU_CLIPS_TARGET = 1500  # bf16 clips/s on one H100
 GPU_SPEEDUP_TARGET = 2.0  # vs PyTorch fp16 SDPA
-FULL_SIZE_GFLOP = forward_flops(ASTConfig(labels=tuple(map(str, range(527))))) / 1e9
+# Targets of the features and train-step work: features at batch 32, and the train step.
+FEATURE_TARGET_BATCH = 32
+FEATURE_MS_TARGET = 0.6  # ms per 10-s clip
+FEATURE_VS_TORCHAUDIO_TARGET = 3.0
+FEATURE_VS_HF_TARGET = 30.0
+TRAIN_SPEEDUP_TARGET = 1.5  # JAX vs PyTorch SDPA
+FULL_SIZE_GFLOP = forward_flops(AUDIOSET_CONFIG) / 1e9
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -74,7 +78,7 @@ def _cpu_model(folder: Path) -> tuple[list[str], list[str]]:
     """The forward table and the CPU target lines."""
     rows = _read_jsonl(folder / "model.jsonl")
     peak_rows = [row for row in _read_jsonl(folder / "gemm.jsonl") if row["benchmark"] == "gemm"]
-    peak = max((row["gflops"] for row in peak_rows), default=None)
+    peak = _gemm_peak(folder)
     lines = [
         "## CPU: model forward",
         "",
@@ -142,42 +146,73 @@ def _cpu_model(folder: Path) -> tuple[list[str], list[str]]:
     return lines, targets
 
 
-def _features(folder: Path) -> tuple[list[str], list[str]]:
-    rows = _read_jsonl(folder / "features.jsonl")
+def features_section(
+    rows: list[dict], setup: dict | None = None, title: str = "## CPU: feature extraction"
+) -> tuple[list[str], list[str]]:
+    """The `bench_features.py` rows as a section, and their target lines; ``setup`` is
+    `setup_torchaudio.py`'s check of the torchaudio environment, if it ran."""
+    if not rows:
+        return [], []
     lines = [
-        "## CPU: feature extraction",
+        title,
         "",
-        "10-s clips, AudioSet settings (128 mel bins, 1024 frames), ms per clip "
-        "(`bench_features.py`). transformers' `ASTFeatureExtractor` runs its NumPy path where "
-        "torchaudio is not "
-        "installed. torchaudio: the original recipe's per-clip `kaldi.fbank` + pad + normalise.",
+        "10-s clips, AudioSet settings (128 mel bins, 1024 frames), ms per clip, medians of "
+        "interleaved rounds (`bench_features.py`). NumPy: the `FeatureExtractor` (frames and FFT "
+        "in float64); NumPy f32: `fbank_stacked(dtype=np.float32)`, torchaudio's precision, "
+        "log-mel only. transformers' `ASTFeatureExtractor` runs its NumPy path (no torchaudio in "
+        "the project's environment). torchaudio: the original recipe's per-clip `kaldi.fbank` + "
+        "pad + normalise, in its own environment (`setup_torchaudio.py`) on the same clips, with "
+        "the faster of 1 and 2 torch threads. `x`: the other's time over ast-jax's.",
         "",
     ]
     lines += _table(
         [
             "batch",
-            "ast-jax NumPy",
-            "ast-jax JAX",
+            "NumPy",
+            "NumPy f32",
+            "JAX",
             "transformers",
             "torchaudio",
-            "NumPy x vs transformers",
-            "JAX x vs transformers",
+            "NumPy x transformers",
+            "NumPy x torchaudio",
+            "f32 x torchaudio",
+            "JAX x transformers",
             "JAX compile s",
+            "load",
         ],
         [
             [
                 str(row["batch_size"]),
                 _f(row["ast_jax_ms_per_clip"], 2),
+                _f(row.get("ast_jax_fbank_float32_ms_per_clip"), 2),
                 _f(row["ast_jax_jax_ms_per_clip"], 2),
                 _f(row["transformers_ms_per_clip"], 2),
                 _f(row.get("torchaudio_ms_per_clip"), 2),
                 _f(row["speedup"]),
+                _f(row.get("torchaudio_speedup")),
+                _f(row.get("torchaudio_float32_speedup")),
                 _f(row["jax_speedup"]),
                 _f(row["ast_jax_jax_compile_s"], 2),
+                _f(row["load_average"][0], 2) if "load_average" in row else "-",
             ]
             for row in rows
         ],
     )
+    if setup:
+        lines += [
+            "",
+            f"The torchaudio environment's `kaldi.fbank` (torchaudio {setup['torchaudio']}) "
+            f"reproduces the {setup['cases']} stored torchaudio cases of `tests/data` within "
+            f"{setup['max_abs_diff']:.1e}.",
+        ]
+    float32 = [row for row in rows if "float32_log_max_abs_diff_vs_float64" in row]
+    if float32:
+        worst = max(row["float32_log_max_abs_diff_vs_float64"] for row in float32)
+        lines += [
+            "",
+            f"float32 frames and FFT move the log-mel by at most {worst:.1e} from float64 on "
+            "these clips (docs/numerics.md, Precision).",
+        ]
     knf = [row for row in rows if "knf_80_bins_ms_per_clip" in row]
     if knf:
         lines += [
@@ -202,10 +237,104 @@ def _features(folder: Path) -> tuple[list[str], list[str]]:
                 ],
             ),
         ]
+    return lines, _feature_targets(rows)
+
+
+def _feature_targets(rows: list[dict]) -> list[str]:
+    """The feature targets at batch 32, and JAX's per-clip cost at batch 32 vs batch 1."""
+    targets = []
+    for row in rows:
+        if row["batch_size"] != FEATURE_TARGET_BATCH:
+            continue
+        for label, key, torchaudio_key in (
+            ("NumPy (float64)", "ast_jax_ms_per_clip", "torchaudio_speedup"),
+            (
+                "NumPy float32 fbank",
+                "ast_jax_fbank_float32_ms_per_clip",
+                "torchaudio_float32_speedup",
+            ),
+        ):
+            if key not in row:
+                continue
+            ms, versus_hf = row[key], row["transformers_ms_per_clip"] / row[key]
+            versus_ta = row.get(torchaudio_key)
+            targets.append(
+                f"- Features, {label}, batch {FEATURE_TARGET_BATCH}: {ms:.2f} ms/clip (target <= "
+                f"{FEATURE_MS_TARGET} ms: {_met(ms <= FEATURE_MS_TARGET)}), {versus_hf:.1f}x "
+                f"transformers (target >= {FEATURE_VS_HF_TARGET}x: "
+                f"{_met(versus_hf >= FEATURE_VS_HF_TARGET)}), {_f(versus_ta)}x torchaudio "
+                f"(target >= {FEATURE_VS_TORCHAUDIO_TARGET}x: "
+                f"{_met(versus_ta is not None and versus_ta >= FEATURE_VS_TORCHAUDIO_TARGET)})"
+            )
+    by_batch = {row["batch_size"]: row["ast_jax_jax_ms_per_clip"] for row in rows}
+    if 1 in by_batch and FEATURE_TARGET_BATCH in by_batch:
+        ratio = by_batch[FEATURE_TARGET_BATCH] / by_batch[1]
+        targets.append(
+            f"- Features, JAX per clip at batch {FEATURE_TARGET_BATCH} over batch 1: {ratio:.2f} "
+            f"(target <= 1: {_met(ratio <= 1.0)})"
+        )
+    return targets
+
+
+def _gemm_peak(folder: Path) -> float | None:
+    """The run's measured float32 GEMM peak in GFLOP/s (`bench_gemm.py`), if it ran."""
+    rows = [row for row in _read_jsonl(folder / "gemm.jsonl") if row["benchmark"] == "gemm"]
+    return max((row["gflops"] for row in rows), default=None)
+
+
+def train_section(
+    rows: list[dict], peak: float | None, title: str = "## CPU: train step"
+) -> tuple[list[str], list[str]]:
+    """The `bench_train.py` rows as a section, and their target lines; ``peak`` is the GEMM
+    peak in GFLOP/s."""
+    if not rows:
+        return [], []
+    lines = [
+        title,
+        "",
+        "One optimiser step (forward, backward, Adam) of the full-size AudioSet AST, random "
+        "weights and batch shared by both (`bench_train.py`): ast-jax's jitted train step vs "
+        "transformers SDPA + `torch.optim.Adam` (torch threads = cores), timed in interleaved "
+        f"rounds. {3 * FULL_SIZE_GFLOP:.0f} GFLOP per example (three forward passes); `x`: "
+        "PyTorch's time over the row's.",
+        "",
+        *_table(
+            [
+                "backend",
+                "model",
+                "dtype",
+                "batch",
+                "ms/example",
+                "GFLOP/s",
+                "% of GEMM peak",
+                "x vs PyTorch",
+                "compile s",
+                "load",
+            ],
+            [
+                [
+                    row["backend"],
+                    row["model"],
+                    row["dtype"],
+                    str(row["batch"]),
+                    _f(row["ms_per_example"]),
+                    _f(row["gflops"]),
+                    _f(100 * row["gflops"] / peak if peak else None, 0),
+                    _f(row["speedup_vs_torch"], 2),
+                    _f(row["compile_s"]),
+                    _f(row["load_average"][0], 2),
+                ]
+                for row in rows
+            ],
+        ),
+    ]
     targets = [
-        f"- Feature extraction vs transformers at batch {row['batch_size']}: NumPy "
-        f"{row['speedup']:.1f}x, JAX {row['jax_speedup']:.1f}x"
+        f"- Train step, JAX vs PyTorch SDPA at batch {row['batch']} ({row['model']}, "
+        f"{row['dtype']}): {row['speedup_vs_torch']:.2f}x (target >= {TRAIN_SPEEDUP_TARGET}x: "
+        f"{_met(row['speedup_vs_torch'] >= TRAIN_SPEEDUP_TARGET)})"
+        + (f", {100 * row['gflops'] / peak:.0f}% of the GEMM peak" if peak else "")
         for row in rows
+        if row["backend"] == "jax"
     ]
     return lines, targets
 
@@ -465,7 +594,13 @@ def _accelerator(path: Path, flags_path: Path) -> tuple[list[str], list[str]]:
 def render(folder: Path, run: dict, accelerator: Path, flags: Path) -> str:
     """The whole RESULTS.md text."""
     model_lines, model_targets = _cpu_model(folder)
-    feature_lines, feature_targets = _features(folder)
+    feature_lines, feature_targets = features_section(
+        _read_jsonl(folder / "features.jsonl"),
+        next(iter(_read_jsonl(folder / "torchaudio_setup.jsonl")), None),
+    )
+    train_lines, train_targets = train_section(
+        _read_jsonl(folder / "train.jsonl"), _gemm_peak(folder)
+    )
     acc_lines, acc_targets = _accelerator(accelerator, flags)
     lines = [
         "# Benchmark results",
@@ -478,10 +613,13 @@ def render(folder: Path, run: dict, accelerator: Path, flags: Path) -> str:
         "## Targets",
         "",
         *model_targets,
+        *train_targets,
         *feature_targets,
         *acc_targets,
         "",
         *model_lines,
+        "",
+        *train_lines,
         "",
         *feature_lines,
         "",

@@ -7,11 +7,13 @@ still run. On a machine whose JAX backend is a GPU the accelerator benchmark run
 RESULTS.md carries the last accelerator run committed as `benchmarks/results/accelerator.json`
 (and `xla_flags.json`), labelled with its card and date.
 
-    python benchmarks/run_all.py            # batch 1, 8 and 32 forward passes: ~14 min on 2 cores
-    python benchmarks/run_all.py --quick    # batch 1 and 8, fewer repeats: ~10 min
+    python benchmarks/run_all.py            # forward at batch 1, 8, 32 and train: ~20 min, 2 cores
+    python benchmarks/run_all.py --quick    # batch 1 and 8, fewer repeats: ~15 min
     python benchmarks/run_all.py --render benchmarks/results/run-...  # re-render a past run
+    python benchmarks/run_all.py --steps gemm train features --output /tmp/RESULTS.md  # a subset
 
-`python3 tasks.py bench` installs what the benchmarks need and runs this.
+`python3 tasks.py bench` installs what the benchmarks need and runs this; the torchaudio column
+comes from its own environment, which the `torchaudio_setup` step builds (`setup_torchaudio.py`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def _steps(quick: bool, gpu: bool, smoke: bool) -> list[tuple[str, list[str]]]:
         return [
             ("gemm", ["bench_gemm.py", "--repeats", "1"]),
             ("model", ["bench_model.py", "--batch-sizes", "1", "--repeats", "1", "--warmup", "0"]),
+            ("train", ["bench_train.py", "--tiny", "--repeats", "1", "--warmup", "0"]),
             ("features", ["bench_features.py", "--batch-sizes", "2", "--repeats", "1"]),
             ("classify", ["bench_classify.py", "--clips", "2", "--repeats", "1", "--models",
                           "kws12", "tiny"]),
@@ -49,6 +52,10 @@ def _steps(quick: bool, gpu: bool, smoke: bool) -> list[tuple[str, list[str]]]:
     steps = [
         ("gemm", ["bench_gemm.py"]),
         ("model", model_1_8),
+        # full-size train step, JAX vs PyTorch, batch 2 (batch 8 needs ~26 GB): ~3 min on 2 cores
+        ("train", ["bench_train.py", "--repeats", "2" if quick else "3"]),
+        # torchaudio in its own environment, for the feature benchmark: ~10 s
+        ("torchaudio_setup", ["setup_torchaudio.py"]),
         ("features", ["bench_features.py", "--batch-sizes", "1", "32"]),
         ("classify", ["bench_classify.py", "--clips", "16", "--repeats", "2"]),
         # onnxruntime and the StableHLO artifact vs jitted JAX, kws12 and full size: ~4 min
@@ -88,6 +95,12 @@ def main() -> None:
     parser.add_argument(
         "--render", type=Path, metavar="RUN_DIR", help="only rewrite --output from a past run"
     )
+    parser.add_argument(
+        "--steps",
+        nargs="+",
+        metavar="NAME",
+        help="run only these benchmarks (e.g. gemm train features); needs another --output",
+    )
     args = parser.parse_args()
     if args.render is not None:
         run = json.loads((args.render / "run.json").read_text())
@@ -114,7 +127,12 @@ def main() -> None:
     }
     if args.smoke and args.output == RESULTS_MD:
         parser.error("--smoke measures nothing: give another --output than RESULTS.md")
-    for name, arguments in _steps(args.quick, gpu, args.smoke):
+    if args.steps and args.output == RESULTS_MD:
+        parser.error("--steps leaves out benchmarks: give another --output than RESULTS.md")
+    steps = _steps(args.quick, gpu, args.smoke)
+    if args.steps:
+        steps = [step for step in steps if step[0] in args.steps]
+    for name, arguments in steps:
         run["steps"].append(_run(name, arguments, folder))
     run["load_average_end"] = os.getloadavg()
     (folder / "run.json").write_text(json.dumps(run, indent=2) + "\n")

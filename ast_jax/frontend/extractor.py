@@ -166,16 +166,11 @@ class FeatureExtractor:
         features, counts = fbank_stacked(
             clips, self.fbank_options, name="raw_speech"
         )  # (N, F), (B,)
-        # Clips were cut to max_length frames; scatter the stacked frames, then pad the rest.
+        # Clips were cut to max_length frames: each clip's rows, then padding rows.
         values = np.empty((counts.size, self.max_length, self.num_mel_bins), np.float32)
-        first = np.cumsum(counts) - counts
-        rows = np.repeat(np.arange(counts.size), counts)  # (N,)
-        values[rows, np.arange(rows.size) - first[rows]] = features
-        values[np.arange(self.max_length) >= counts[:, None]] = self.padding_value
-        if self.do_normalize:
-            # In float32 with float32 constants, as transformers computes it.
-            np.subtract(values, np.float32(self.mean), out=values)
-            np.divide(values, np.float32(2 * self.std), out=values)
+        for clip, (first, count) in enumerate(zip(np.cumsum(counts) - counts, counts, strict=True)):
+            self._normalize(features[first : first + count], out=values[clip, :count])
+            self._normalize(np.float32(self.padding_value), out=values[clip, count:])
         output = {"input_values": values}
         if return_num_frames:
             output["num_frames"] = counts.astype(np.int32)
@@ -184,6 +179,18 @@ class FeatureExtractor:
                 np.int32
             )
         return BatchFeature(output, tensor_type=return_tensors)
+
+    def _normalize(
+        self, features: NDArray[np.float32] | np.float32, out: NDArray[np.float32]
+    ) -> None:
+        """``out = (features - mean) / (2 std)`` when ``do_normalize``, else a copy; clip by clip,
+        so each clip's rows are normalised while in cache. In float32 with float32 constants,
+        as transformers computes it."""
+        if not self.do_normalize:
+            out[...] = features
+            return
+        np.subtract(features, np.float32(self.mean), out=out)
+        np.divide(out, np.float32(2 * self.std), out=out)
 
     def pad(
         self,

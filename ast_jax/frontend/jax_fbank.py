@@ -40,11 +40,18 @@ from ast_jax.frontend.kaldi import (
 __all__ = ["extract_features", "fbank"]
 
 
-def _frame_indices(num_samples: int, options: FbankOptions) -> np.ndarray:
-    """``(T, L)`` sample indices of every frame in the (extended) signal."""
-    count = num_frames(num_samples, options)
-    starts = np.arange(count) * options.window_shift  # (T,)
-    return starts[:, None] + np.arange(options.window_size)  # (T, L)
+def _frames(signals: jax.Array, count: int, options: FbankOptions) -> jax.Array:
+    """The first ``count`` frames ``(..., T, L)`` of ``(..., S')`` (extended) signals, cut with
+    slices rather than a gather (XLA's CPU gather of overlapping rows is slower): the signal,
+    zero-padded to whole hops, is reshaped to ``(..., T + n - 1, shift)`` rows, and frame ``t`` is
+    rows ``t .. t + n - 1`` side by side (``n = ceil(L / shift)``), cut to L samples."""
+    shift, size = options.window_shift, options.window_size
+    hops = -(-size // shift)  # n
+    needed = (count + hops - 1) * shift
+    padding = [(0, 0)] * (signals.ndim - 1) + [(0, max(0, needed - signals.shape[-1]))]
+    rows = jnp.pad(signals, padding)[..., :needed].reshape(*signals.shape[:-1], -1, shift)
+    frames = jnp.concatenate([rows[..., i : i + count, :] for i in range(hops)], axis=-1)
+    return frames[..., :size]
 
 
 def _log_energy(frames: jax.Array, energy_floor: float) -> jax.Array:
@@ -109,7 +116,7 @@ def fbank(
     if options.dither != 0.0 and key is None:
         raise ValueError("options.dither != 0 needs a PRNG key")
     signals = extend_signal(jnp.asarray(waveforms, jnp.float32), options, xp=jnp)
-    frames = signals[..., _frame_indices(num_samples, options)]  # (..., T, L)
+    frames = _frames(signals, num_frames(num_samples, options), options)  # (..., T, L)
     if options.dither != 0.0:
         frames = frames + options.dither * jax.random.normal(key, frames.shape, frames.dtype)
     if options.remove_dc_offset:
@@ -153,6 +160,13 @@ def extract_features(
     ``max_length`` frames or append ``padding_value`` rows, then ``(x - mean) / (2 std)``. Only the
     samples the first ``max_length`` frames need are read.
 
+    With the FFT, a CPU computes the batch one clip at a time (`jax.lax.map`): a whole batch's
+    intermediates (~10 MB a 10-s clip) leave the caches and cost 2-3x more per clip at batch 32
+    than at batch 1 (`benchmarks/bench_features.py`), while an accelerator wants the whole batch
+    at once. The choice is a `jax.lax.platform_dependent`, resolved when the program is lowered;
+    the matrix-product DFT, for converters such as jax2onnx, stays one batched program with no
+    platform switch.
+
     Args:
       waveforms: ``(B, S)`` float waveforms.
       extractor: the feature extractor to reproduce (static).
@@ -164,15 +178,34 @@ def extract_features(
         extractor rejects such a clip).
       dft: how the spectrum is computed (`fbank`).
     """
+    batched = functools.partial(_extract, extractor=extractor, dft=dft)
+    lengths = None if lengths is None else jnp.asarray(lengths, jnp.int32)
+    if dft != "fft":
+        return batched(waveforms, lengths)
+
+    def one_clip_at_a_time(waveforms: jax.Array, lengths: jax.Array | None) -> jax.Array:
+        return jax.lax.map(lambda clip: batched(*clip), (waveforms, lengths))
+
+    return jax.lax.platform_dependent(waveforms, lengths, cpu=one_clip_at_a_time, default=batched)
+
+
+def _extract(
+    waveforms: jax.Array,
+    lengths: jax.Array | None,
+    extractor: FeatureExtractor,
+    dft: Literal["fft", "matmul"],
+) -> jax.Array:
+    """`extract_features` of ``(..., S)`` waveforms (any leading axes, none for one clip) with
+    ``lengths`` of the leading shape, in one program."""
     needed = extractor.samples_needed
     options = extractor.fbank_options
-    features = fbank(waveforms[..., :needed], options, dft=dft)  # (B, T <= max_length, F)
+    features = fbank(waveforms[..., :needed], options, dft=dft)  # (..., T <= max_length, F)
     if lengths is not None:
         if not options.snip_edges:
             raise ValueError("lengths needs snip_edges framing (frames that read no padding)")
         # Frame t reads samples [t shift, t shift + window): real when they are all audio.
         ends = np.arange(features.shape[-2]) * options.window_shift + options.window_size  # (T,)
-        real = ends <= jnp.asarray(lengths, jnp.int32)[..., None]  # (B, T)
+        real = ends <= lengths[..., None]  # (..., T)
         features = jnp.where(real[..., None], features, extractor.padding_value)
     missing = extractor.max_length - features.shape[-2]
     if missing:
