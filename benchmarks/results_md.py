@@ -339,6 +339,42 @@ def train_section(
     return lines, targets
 
 
+def startup_section(
+    rows: list[dict], title: str = "## CPU: cold start"
+) -> tuple[list[str], list[str]]:
+    """The `bench_startup.py` row (the last) as a section, and its target lines."""
+    if not rows:
+        return [], []
+    row = rows[-1]
+    medians, minima, targets = row["median_seconds"], row["min_seconds"], row["targets"]
+    names = {
+        "import": "`python -c 'import ast_jax'`",
+        "help": "`ast-jax --help`",
+        "classify_warm_cache": "`ast-jax classify` one 1-s clip, bundled model, cache warm",
+        "classify_no_cache": "the same, `--no-compilation-cache` (a machine's first run)",
+    }
+    lines = [
+        title,
+        "",
+        "Each a fresh process, as a user runs it, in interleaved rounds (`bench_startup.py`, "
+        f"{row['repeats']} rounds, load average {row['load_average']}).",
+        "",
+        *_table(
+            ["command", "median s", "min s", "target s"],
+            [
+                [names[name], _f(medians[name], 2), _f(minima[name], 2), _f(targets.get(name))]
+                for name in medians
+            ],
+        ),
+    ]
+    target_lines = [
+        f"- {names[name]}: {medians[name]:.2f} s median (target <= {limit} s on a quiet machine: "
+        f"{_met(medians[name] <= limit)}; load average {row['load_average']})"
+        for name, limit in targets.items()
+    ]
+    return lines, target_lines
+
+
 def _classify(folder: Path) -> list[str]:
     rows = _read_jsonl(folder / "classify.jsonl")
     return [
@@ -601,6 +637,7 @@ def render(folder: Path, run: dict, accelerator: Path, flags: Path) -> str:
     train_lines, train_targets = train_section(
         _read_jsonl(folder / "train.jsonl"), _gemm_peak(folder)
     )
+    startup_lines, startup_targets = startup_section(_read_jsonl(folder / "startup.jsonl"))
     acc_lines, acc_targets = _accelerator(accelerator, flags)
     lines = [
         "# Benchmark results",
@@ -615,6 +652,7 @@ def render(folder: Path, run: dict, accelerator: Path, flags: Path) -> str:
         *model_targets,
         *train_targets,
         *feature_targets,
+        *startup_targets,
         *acc_targets,
         "",
         *model_lines,
@@ -624,6 +662,8 @@ def render(folder: Path, run: dict, accelerator: Path, flags: Path) -> str:
         *feature_lines,
         "",
         *_classify(folder),
+        "",
+        *startup_lines,
         "",
         *export_section(_read_jsonl(folder / "export.jsonl")),
         "",

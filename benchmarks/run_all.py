@@ -42,6 +42,7 @@ def _steps(quick: bool, gpu: bool, smoke: bool) -> list[tuple[str, list[str]]]:
             ("gemm", ["bench_gemm.py", "--repeats", "1"]),
             ("model", ["bench_model.py", "--batch-sizes", "1", "--repeats", "1", "--warmup", "0"]),
             ("train", ["bench_train.py", "--tiny", "--repeats", "1", "--warmup", "0"]),
+            ("startup", ["bench_startup.py", "--repeats", "1"]),
             ("features", ["bench_features.py", "--batch-sizes", "2", "--repeats", "1"]),
             ("classify", ["bench_classify.py", "--clips", "2", "--repeats", "1", "--models",
                           "kws12", "tiny"]),
@@ -58,6 +59,8 @@ def _steps(quick: bool, gpu: bool, smoke: bool) -> list[tuple[str, list[str]]]:
         ("torchaudio_setup", ["setup_torchaudio.py"]),
         ("features", ["bench_features.py", "--batch-sizes", "1", "32"]),
         ("classify", ["bench_classify.py", "--clips", "16", "--repeats", "2"]),
+        # fresh processes: import, --help, classify one clip with and without the cache: ~1 min
+        ("startup", ["bench_startup.py"]),
         # onnxruntime and the StableHLO artifact vs jitted JAX, kws12 and full size: ~4 min
         ("export", ["bench_export.py", "--repeats", "3" if quick else "5"]),
     ]
