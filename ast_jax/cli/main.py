@@ -11,10 +11,11 @@ errors to stderr, progress bars (tqdm) to stderr. Flags and exit codes are share
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ast_jax.cli import convert, export, features, inference, train
 from ast_jax.cli.common import (
@@ -68,13 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     adds the traceback.
     """
     args = build_parser().parse_args(argv)
-    warnings.formatwarning = _format_warning
     if not args.no_compilation_cache:
         enable_compilation_cache()
     try:
-        if hasattr(args, "arguments"):
-            split_model(args)
-        return args.run(args)
+        with _one_line_warnings():
+            if hasattr(args, "arguments"):
+                split_model(args)
+            return args.run(args)
     except KeyboardInterrupt:
         report("interrupted")
         return EXIT_INTERRUPTED
@@ -86,8 +87,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _format_warning(message: Warning | str, category: type[Warning], *_: object) -> str:
-    """Warnings as one line, like errors: ``warning: <message>``."""
     return f"warning: {message}\n"
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Warnings printed like errors, ``warning: <message>``, while a command runs (restored
+    after it, for callers of `main` in a longer-lived process)."""
+    previous = warnings.formatwarning
+    warnings.formatwarning = _format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
 
 
 def _message(error: Exception) -> str:
