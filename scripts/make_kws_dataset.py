@@ -40,6 +40,9 @@ import numpy as np
 import soundfile
 import soxr
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import kws_conditions
+
 CORE_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN_WORDS = (
     "bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow", "zero",
@@ -59,6 +62,9 @@ SPEED_WPM = (120, 220)  # espeak-ng -s: words per minute (default 175)
 PITCH = (15, 85)  # espeak-ng -p: 0..99 (default 50)
 SNR_DB = (5.0, 35.0)  # speech over background noise
 SPEECH_PEAK = (0.2, 0.9)
+# With recording conditions (``--conditions``): wider levels and signal-to-noise ratios.
+CONDITIONS_SNR_DB = (0.0, 35.0)
+CONDITIONS_SPEECH_PEAK = (0.03, 0.95)
 SILENCE_RMS_DB = (-70.0, -20.0)  # background level of _silence_ clips, dB full scale
 TRIM_THRESHOLD = 0.02  # of the peak: where espeak-ng's leading/trailing silence ends
 RANDOM_PREFIX = "random"  # random variants are named random000, random001, ...
@@ -196,24 +202,35 @@ def coloured_noise(rng: np.random.Generator, size: int) -> np.ndarray:
     return noise / np.sqrt(np.mean(noise**2))
 
 
-def place_word(rng: np.random.Generator, speech: np.ndarray) -> np.ndarray:
-    """The word at a random position and peak level in a 1-s clip, plus noise at a random SNR."""
+def place_word(
+    rng: np.random.Generator, speech: np.ndarray, conditions: np.random.Generator | None = None
+) -> np.ndarray:
+    """The word at a random position and peak level in a 1-s clip, plus noise at a random SNR.
+
+    ``conditions``: draw the recording conditions from this generator instead
+    (`kws_conditions.record`; wider levels and SNRs, `kws_conditions.noise` backgrounds)."""
+    peak_range, snr_range, make_noise = SPEECH_PEAK, SNR_DB, coloured_noise
+    if conditions is not None:
+        speech = kws_conditions.record(conditions, speech)
+        peak_range, snr_range = CONDITIONS_SPEECH_PEAK, CONDITIONS_SNR_DB
+        make_noise = kws_conditions.noise
     if speech.size > CLIP_SAMPLES:  # rare: slow voices; keep the middle second
         start = (speech.size - CLIP_SAMPLES) // 2
         speech = speech[start : start + CLIP_SAMPLES]
     clip = np.zeros(CLIP_SAMPLES, np.float32)
     offset = rng.integers(0, CLIP_SAMPLES - speech.size + 1)
-    clip[offset : offset + speech.size] = speech * (
-        rng.uniform(*SPEECH_PEAK) / np.abs(speech).max()
-    )
+    clip[offset : offset + speech.size] = speech * (rng.uniform(*peak_range) / np.abs(speech).max())
     speech_rms = np.sqrt(np.mean(clip[offset : offset + speech.size] ** 2))
-    noise_rms = speech_rms * 10 ** (-rng.uniform(*SNR_DB) / 20)
-    return clip + noise_rms * coloured_noise(rng, CLIP_SAMPLES)
+    noise_rms = speech_rms * 10 ** (-rng.uniform(*snr_range) / 20)
+    source = rng if conditions is None else conditions
+    return clip + noise_rms * make_noise(source, CLIP_SAMPLES)
 
 
-def background(rng: np.random.Generator) -> np.ndarray:
-    """A ``_silence_`` clip: noise only, at a random level."""
-    return 10 ** (rng.uniform(*SILENCE_RMS_DB) / 20) * coloured_noise(rng, CLIP_SAMPLES)
+def background(rng: np.random.Generator, conditions: bool = False) -> np.ndarray:
+    """A ``_silence_`` clip: noise only, at a random level (``conditions``: any
+    `kws_conditions.noise` background, else white, pink or brown noise)."""
+    make_noise = kws_conditions.noise if conditions else coloured_noise
+    return 10 ** (rng.uniform(*SILENCE_RMS_DB) / 20) * make_noise(rng, CLIP_SAMPLES)
 
 
 def plan_split(
@@ -240,9 +257,12 @@ def write_split(
     workers: int,
     start: dict[str, int] | None = None,
     data: Path | None = None,
+    conditions: bool = False,
 ) -> dict[str, int]:
     """Synthesise and write one split, numbering each label's clips from ``start`` (default 0);
-    returns the clips per label written so far (``start`` included). ``data``: as `synthesise`."""
+    returns the clips per label written so far (``start`` included). ``data``: as `synthesise`;
+    ``conditions``: recording conditions (`place_word`) drawn from a second generator per clip,
+    so that the plan and the first generator's draws stay those of the plain clips."""
     counts = dict.fromkeys(LABELS, 0) if start is None else dict(start)
     for label in LABELS:
         (out / label).mkdir(parents=True, exist_ok=True)
@@ -250,12 +270,13 @@ def write_split(
     def render(index: int, item: tuple) -> tuple[str, np.ndarray]:
         label, voice, word, speed, pitch = item
         rng = np.random.default_rng([seed, index])
-        return label, place_word(rng, synthesise(espeak, voice, word, speed, pitch, data))
+        extra = np.random.default_rng([seed, index, 1]) if conditions else None
+        return label, place_word(rng, synthesise(espeak, voice, word, speed, pitch, data), extra)
 
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         clips = list(pool.map(render, range(len(plan)), plan))
     rng = np.random.default_rng([seed, len(plan)])
-    clips += [(SILENCE, background(rng)) for _ in range(silences)]
+    clips += [(SILENCE, background(rng, conditions)) for _ in range(silences)]
     for label, clip in clips:
         path = out / label / f"{counts[label]:05d}.wav"
         soundfile.write(path, np.clip(clip, -1.0, 1.0), SAMPLING_RATE, subtype="PCM_16")
@@ -291,6 +312,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--conditions",
+        action="store_true",
+        help="training clips with recording conditions (kws_conditions; the test split stays "
+        "plain)",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.random_variants <= MAX_RANDOM_VARIANTS:
         parser.error(f"--random-variants must be in 1..{MAX_RANDOM_VARIANTS}")
@@ -301,7 +328,9 @@ def main(argv: list[str] | None = None) -> None:
     rng.shuffle(variants)
     held_out = max(1, round(args.test_variants * len(variants)))
     test_variants, train_variants = sorted(variants[:held_out]), sorted(variants[held_out:])
-    stats = {"seed": args.seed, "labels": LABELS, "accents": ACCENTS}
+    stats = {
+        "seed": args.seed, "labels": LABELS, "accents": ACCENTS, "conditions": args.conditions,
+    }  # fmt: skip
     for split, split_variants, per_class in (
         ("train", train_variants, args.train_per_class),
         ("test", test_variants, args.test_per_class),
@@ -309,7 +338,10 @@ def main(argv: list[str] | None = None) -> None:
         voices = [f"{accent}+{variant}" for accent in ACCENTS for variant in split_variants]
         plan = plan_split(rng, voices, per_class)
         seed = args.seed * 2 + (split == "test")
-        counts = write_split(espeak, args.out / split, plan, per_class, seed, args.workers)
+        conditions = args.conditions and split == "train"
+        counts = write_split(
+            espeak, args.out / split, plan, per_class, seed, args.workers, conditions=conditions
+        )
         stats[split] = {"variants": split_variants, "voices": len(voices), "clips": counts}
         print(f"{split}: {sum(counts.values())} clips, {len(voices)} voices", file=sys.stderr)
     if args.extra_train_per_class:
@@ -318,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
         plan = plan_split(rng, voices, args.extra_train_per_class)
         counts = write_split(
             espeak, args.out / "train", plan, args.extra_train_per_class, args.seed * 2 + 2,
-            args.workers, start=stats["train"]["clips"],
+            args.workers, start=stats["train"]["clips"], conditions=args.conditions,
         )  # fmt: skip
         stats["train"] |= {"clips": counts, "extra_per_class": args.extra_train_per_class}
         print(f"train with extra clips: {sum(counts.values())} clips", file=sys.stderr)
@@ -332,6 +364,7 @@ def main(argv: list[str] | None = None) -> None:
             counts = write_split(
                 espeak, args.out / "train", plan, args.random_per_class, args.seed * 2 + 3,
                 args.workers, start=stats["train"]["clips"], data=data,
+                conditions=args.conditions,
             )  # fmt: skip
         (args.out / "random_variants").mkdir(exist_ok=True)
         for name, text in variants.items():

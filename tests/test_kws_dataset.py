@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +66,133 @@ def test_random_variants_speak_through_a_private_data_folder(kws, tmp_path):
     spoken = [kws.synthesise(espeak, f"en+{name}", "seven", 175, 50, data) for name in variants]
     # An unknown variant would fall back to the base voice without an error.
     assert not any(clip.shape == base.shape and np.allclose(clip, base) for clip in spoken)
+
+
+def load_script(name: str):
+    """A module of scripts/ (they import each other by name, hence scripts/ on sys.path)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def conditions():
+    return load_script("kws_conditions")
+
+
+@pytest.fixture(scope="module")
+def engines():
+    return load_script("kws_engines")
+
+
+def tone(seconds: float = 0.4) -> np.ndarray:
+    time = np.arange(int(seconds * 16000)) / 16000
+    return (0.5 * np.sin(2 * np.pi * 440 * time)).astype(np.float32)
+
+
+def test_recording_conditions_are_seeded_and_change_the_word(kws, conditions):
+    word = tone()
+    clips = [
+        kws.place_word(np.random.default_rng(0), word, np.random.default_rng(s)) for s in (1, 1, 2)
+    ]
+    assert all(clip.shape == (16000,) and np.isfinite(clip).all() for clip in clips)
+    assert np.array_equal(clips[0], clips[1]) and not np.array_equal(clips[0], clips[2])
+    plain = kws.place_word(np.random.default_rng(0), word)
+    assert not np.allclose(plain, clips[0])
+    # The plain clip does not depend on the conditions generator's existence: same draws as before.
+    assert np.array_equal(plain, kws.place_word(np.random.default_rng(0), word))
+
+
+def test_room_impulse_response_decays(conditions):
+    for seed in range(20):
+        response = conditions.room_impulse_response(np.random.default_rng(seed))
+        assert np.abs(response).max() == pytest.approx(1.0)
+        energy = np.cumsum(response[::-1] ** 2)[::-1]  # Schroeder curve
+        quarter = len(response) // 4
+        assert energy[3 * quarter] < 0.1 * energy[quarter]
+
+
+def test_telephone_removes_low_and_high_frequencies(conditions):
+    rng = np.random.default_rng(0)
+    white = rng.standard_normal(16000).astype(np.float32)
+    band = conditions.telephone(np.random.default_rng(1), white)
+    spectrum = np.abs(np.fft.rfft(band)) ** 2
+    frequencies = np.fft.rfftfreq(band.size, 1 / 16000)
+    inside = spectrum[(frequencies > 600) & (frequencies < 3000)].mean()
+    assert spectrum[frequencies > 4500].mean() < 1e-3 * inside
+    assert spectrum[frequencies < 100].mean() < 0.1 * inside
+
+
+@pytest.mark.parametrize("kind", ["coloured_noise", "babble", "hum", "noise"])
+def test_backgrounds_have_unit_rms(conditions, kind):
+    for seed in range(5):
+        audio = getattr(conditions, kind)(np.random.default_rng(seed), 16000)
+        assert audio.shape == (16000,)
+        assert np.sqrt(np.mean(audio**2)) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_engine_plan_covers_every_voice_and_class(engines, kws):
+    plan = engines.plan_split(np.random.default_rng(0), "festival", 60)
+    assert len(plan) == 60 * 11
+    assert {item.voice.name for item in plan} == {v.name for v in engines.VOICES["festival"]}
+    assert {item.label for item in plan} == {*kws.CORE_WORDS, kws.UNKNOWN}
+    for item in plan:
+        word = item.text.rstrip("".join(engines.PUNCTUATION))
+        assert word == item.label or (item.label == kws.UNKNOWN and word in kws.UNKNOWN_WORDS)
+        assert engines.STRETCH[0] <= item.stretch <= engines.STRETCH[1]
+        assert (item.f0 is None) == (item.voice.f0 is None)
+    assert plan == engines.plan_split(np.random.default_rng(0), "festival", 60)
+
+
+def test_leave_one_engine_out_drops_shared_speakers(tmp_path):
+    loeo = load_script("kws_loeo")
+    for split in ("train", "test"):
+        (tmp_path / split / "yes").mkdir(parents=True)
+        (tmp_path / split / "yes" / "00000.wav").touch()
+    rows = {
+        "flite": [("kal16", "kal"), ("awb", "awb"), ("slt", "slt")],
+        "festival": [("kal_diphone", "kal"), ("ked_diphone", "ked")],
+    }
+    for engine, voices in rows.items():
+        (tmp_path / "engines" / engine).mkdir(parents=True)
+        lines = ["path,split,label,engine,voice,speaker,text,stretch,f0"]
+        for split in ("train", "test"):
+            lines += [
+                f"engines/{engine}/{split}/yes/{n}.wav,{split},yes,{engine},{voice},{speaker},,,"
+                for n, (voice, speaker) in enumerate(voices)
+            ]
+        (tmp_path / "engines" / engine / "clips.csv").write_text("\n".join(lines) + "\n")
+    counts = loeo.build(tmp_path)
+    assert counts["train_all"] == 1 + 3 + 2
+    # Leaving festival out drops its clips and flite's kal and slt (festival's speakers).
+    kept = (tmp_path / "loeo_festival.csv").read_text()
+    assert "engines/flite/train/yes/1.wav" in kept  # awb
+    assert "engines/flite/train/yes/0.wav" not in kept and "yes/2.wav" not in kept
+    assert "festival" not in kept
+    assert counts["flite"]["loeo_train"] == 1 + 1  # espeak-ng + festival's ked
+    assert counts["espeak-ng"]["loeo_train"] == 5
+    assert (tmp_path / "test_espeak-ng.csv").read_text().splitlines()[1:] == [
+        "test/yes/00000.wav,yes"
+    ]
+
+
+@pytest.mark.skipif(
+    shutil.which("flite") is None or shutil.which("festival") is None,
+    reason="flite and festival are not installed",
+)
+def test_every_engine_voice_speaks(engines):
+    for engine, voices in engines.VOICES.items():
+        program = shutil.which(engines.ENGINE_PROGRAMS[engine])
+        items = [engines.Item("left", voice, "left", 1.0, 120 if voice.f0 else None)
+                 for voice in voices]  # fmt: skip
+        if engine == "flite":
+            spoken = [engines.flite_say(program, item) for item in items]
+        else:
+            spoken = engines.festival_say(program, items)
+        for item, audio in zip(items, spoken, strict=True):
+            assert 0.15 <= audio.size / 16000 <= 1.5, (engine, item.voice.name)
+            assert np.abs(audio).max() > 0.01
+        # Different voices sound different.
+        assert len({audio.size for audio in spoken}) > 1
