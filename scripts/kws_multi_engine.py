@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,6 +42,7 @@ from ast_jax.training.features import compute_features
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kws_loeo
+from train_kws import run
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "scripts" / "kws12_config.json"
@@ -77,11 +77,6 @@ def recipe(epochs: int) -> list[str]:
         "--freq-warp", "0.12", "--weight-average", str(first_averaged), str(epochs),
         "--seed", "0", "--stats", "dataset", "--quiet",
     ]  # fmt: skip
-
-
-def run(*args: str | Path) -> None:
-    print("+", " ".join(map(str, args)), flush=True)
-    subprocess.run([str(arg) for arg in args], check=True, cwd=ROOT)
 
 
 def espeak_ready(data: Path) -> bool:
