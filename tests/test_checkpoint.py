@@ -19,6 +19,7 @@ from flax.traverse_util import flatten_dict
 
 from ast_jax import (
     FeatureExtractor,
+    export_hf,
     load_feature_extractor,
     load_pretrained,
     save_pretrained,
@@ -309,3 +310,17 @@ def test_inference_refuses_a_checkpoint_with_missing_weights(
     assert "kernel" in params["backbone"]["layer_1"]["mlp"]["fc2"]  # re-initialised
     with pytest.raises(ValueError, match=r"lacks 1 weight.*layer_1.*random weights"):
         load_model(directory)
+
+
+def test_a_checkpoint_directory_is_written_whole(
+    tiny_config, tiny_params, tiny_extractor, tmp_path
+):
+    """No file of an earlier checkpoint survives a new one: an extractor comes with the call."""
+    target = tmp_path / "hf"
+    export_hf(target, tiny_config, tiny_params(), feature_extractor=tiny_extractor)
+    assert FeatureExtractor.from_pretrained(target) == tiny_extractor
+    assert transformers.ASTFeatureExtractor.from_pretrained(target).max_length == 128
+    export_hf(target, tiny_config, tiny_params())
+    assert sorted(os.listdir(target)) == ["config.json", "model.safetensors"]
+    save_pretrained(target, tiny_config, tiny_params())
+    assert sorted(os.listdir(target)) == ["ast_jax.safetensors", "config.json"]

@@ -94,7 +94,8 @@ def save_pretrained(
 
     Args:
         directory: created if needed. An existing checkpoint there is replaced as a whole
-            (`ast_jax.files.atomic_directory`); a directory holding other files is refused.
+            (`ast_jax.files.atomic_directory`): none of its files survives, a
+            `preprocessor_config.json` included; a directory holding other files is refused.
         config: the model config (its compute `dtype` is not saved: choose it when loading).
         params: an `ASTForAudioClassification` or `ASTModel` params tree for `config`.
         feature_extractor: if given, its `preprocessor_config.json` is written alongside.
@@ -117,12 +118,18 @@ def save_pretrained(
 
 
 def export_hf(
-    directory: str | os.PathLike[str], config: ASTConfig, params: Mapping[str, Any]
+    directory: str | os.PathLike[str],
+    config: ASTConfig,
+    params: Mapping[str, Any],
+    feature_extractor: FeatureExtractor | None = None,
 ) -> Path:
-    """Writes a transformers-loadable directory: `config.json` + `model.safetensors`.
+    """Writes a transformers-loadable directory: `config.json` + `model.safetensors`, and the
+    extractor's `preprocessor_config.json` if one is given.
 
     A classifier tree is exported as `ASTForAudioClassification`, a backbone tree as `ASTModel`.
-    The directory is written as a whole, as by `save_pretrained`.
+    The directory is written as a whole, as by `save_pretrained`: a file an earlier checkpoint
+    left there (a `preprocessor_config.json` too) does not survive, so pass the extractor here
+    rather than saving it into the directory first.
 
     Raises:
         ValueError: `params` do not match `config`, or hold NaN or infinity.
@@ -134,6 +141,8 @@ def export_hf(
     with atomic_directory(directory, replaceable=CHECKPOINT_FILES) as temp:
         _write_safetensors(temp / HF_WEIGHTS_NAME, state_dict, {"format": "pt"})
         write_json(temp / CONFIG_NAME, {**config.to_hf_dict(), "architectures": [architecture]})
+        if feature_extractor is not None:
+            feature_extractor.save_pretrained(temp)
     return Path(directory)
 
 
