@@ -13,6 +13,7 @@ from flax.traverse_util import flatten_dict
 from ast_jax.checkpoints.pretrained import load_pretrained
 from ast_jax.model.modules import ASTForAudioClassification
 from ast_jax.training.config import TrainConfig
+from ast_jax.training.history import format_record
 from ast_jax.training.loader import FeatureBatches
 from ast_jax.training.loop import fit
 from ast_jax.training.optimizer import learning_rate_schedule, make_optimizer, schedule_warning
@@ -289,3 +290,8 @@ def test_train_config_errors():
         TrainConfig(mixup=1.5)
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0)
+
+
+def test_epoch_summary_shows_small_rates_in_scientific_notation():
+    record = {"epoch": 3, "learning_rate": 1e-5, "train_loss": 0.123456}
+    assert format_record(record) == "learning_rate 1e-05, train_loss 0.1235"
