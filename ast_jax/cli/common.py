@@ -77,7 +77,7 @@ class CommandError(Exception):
 _DETAILS = 4
 
 
-def one_line(message: str) -> str:
+def _one_line(message: str) -> str:
     """A multi-line message (a summary, then detail lines) as one line: the details joined with
     "; ", the first few only."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
@@ -90,7 +90,7 @@ def one_line(message: str) -> str:
 
 def report(message: str) -> None:
     """Prints ``error: message`` to stderr, on one line."""
-    print(f"error: {one_line(message)}", file=sys.stderr)
+    print(f"error: {_one_line(message)}", file=sys.stderr)
 
 
 def report_failure(source: object, error: BaseException) -> str:
