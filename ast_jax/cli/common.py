@@ -93,12 +93,10 @@ def report(message: str) -> None:
     print(f"error: {_one_line(message)}", file=sys.stderr)
 
 
-def report_failure(source: object, error: BaseException) -> str:
-    """Reports why one input failed, naming it once; returns the message."""
+def report_failure(source: object, error: BaseException) -> None:
+    """Reports why one input failed, naming it once."""
     text = str(error)
-    message = text if str(source) in text else f"{source}: {text}"
-    report(message)
-    return message
+    report(text if str(source) in text else f"{source}: {text}")
 
 
 def positive_int(text: str) -> int:

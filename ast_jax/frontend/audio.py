@@ -32,6 +32,7 @@ __all__ = [
     "MAX_PEAK",
     "AudioInfo",
     "audio_info",
+    "check_peak",
     "check_samples",
     "find_audio",
     "has_audio",
@@ -64,6 +65,16 @@ def check_samples(samples: NDArray[np.floating], name: str) -> None:
             f"{name}: {samples.size - int(finite.sum())} sample(s) are NaN or infinite (the "
             f"first at index {first}); the audio is corrupt"
         )
+    check_peak(samples, name)
+
+
+def check_peak(samples: NDArray[np.floating], name: str) -> None:
+    """Refuses finite float audio with a peak above `MAX_PEAK` (`check_samples` without the
+    finiteness test, for callers that made it already).
+
+    Raises:
+      ValueError: naming ``name``, the peak and the scaling to apply.
+    """
     peak = float(np.max(np.abs(samples), initial=0.0))
     if peak > MAX_PEAK:
         raise ValueError(

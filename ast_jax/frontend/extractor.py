@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ast_jax.config import ASTConfig
 from ast_jax.files import read_json_object, write_json
-from ast_jax.frontend.audio import check_samples
+from ast_jax.frontend.audio import check_peak
 from ast_jax.frontend.batch import BatchFeature
 from ast_jax.frontend.kaldi import (
     FbankOptions,
@@ -312,7 +312,7 @@ class FeatureExtractor:
             )
         if isinstance(raw_speech, np.ndarray):
             array = as_signal_array(raw_speech, "raw_speech").astype(np.float32, copy=False)
-            check_samples(array, "raw_speech")
+            check_peak(array, "raw_speech")  # as_signal_array refused NaN and inf
             return array[..., :needed] if is_batch else [array[:needed]]
         if not is_batch:
             raw_speech = [raw_speech]
@@ -322,7 +322,7 @@ class FeatureExtractor:
             if isinstance(clip, list | tuple):  # Python numbers: accepted whatever their type
                 array = np.asarray(clip, dtype=np.float32)
             array = as_signal_array(array, f"raw_speech[{i}]").astype(np.float32, copy=False)
-            check_samples(array, f"raw_speech[{i}]")
+            check_peak(array, f"raw_speech[{i}]")
             if array.ndim != 1:
                 raise ValueError(f"raw_speech[{i}] must be 1-D mono audio, got shape {array.shape}")
             clips.append(array[:needed])

@@ -209,7 +209,11 @@ def fit(
     # Host copies: the step donates its inputs, which must not be the caller's buffers.
     state = TrainState.start(_host(params), optimizer.init(_host(params)), tc.seed)
     if resume and checkpoints.latest() is not None:
-        state = checkpoints.restore(state, tc)
+        try:
+            state = checkpoints.restore(state, tc)
+        except BaseException:
+            checkpoints.close()  # a refused state: release orbax's threads before raising
+            raise
     elif resume:
         warnings.warn(
             f"no training state in {checkpoints.directory}: starting from the beginning",
