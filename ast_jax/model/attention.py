@@ -50,6 +50,43 @@ __all__ = [
 PER_HEAD_MIN_TOKENS = 128
 
 
+def _by_head(x: jax.Array) -> jax.Array:
+    """`(B, N, H, K)` -> `(B H, N, K)`: one row per (batch, head) pair."""
+    batch, tokens, heads, head_dim = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(batch * heads, tokens, head_dim)
+
+
+def _from_heads(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """`(B H, N, K)` -> `(B, N, H, K)` of ``shape``, the inverse of `_by_head`."""
+    batch, tokens, heads, head_dim = shape
+    return x.reshape(batch, heads, tokens, head_dim).transpose(0, 2, 1, 3)
+
+
+def _head_scores(q: jax.Array, k: jax.Array) -> jax.Array:
+    """One head's float32 scores `(N, N)` from its `(N, K)` queries and keys."""
+    return jnp.dot(q * q.shape[-1] ** -0.5, k.T, preferred_element_type=jnp.float32)
+
+
+def _per_head_forward(
+    q: jax.Array, k: jax.Array, v: jax.Array
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    """The per-head loop's context `(B, N, H, K)` and each row's softmax statistics, the score
+    maximum and the sum of exponentials, each `(B H, N)` float32."""
+
+    def one_head(qkv: tuple[jax.Array, jax.Array, jax.Array]):
+        q, k, v = qkv  # each (N, K)
+        scores = _head_scores(q, k)
+        row_max = scores.max(axis=-1)
+        weights = jnp.exp(scores - row_max[:, None])  # (N, N)
+        row_sum = weights.sum(axis=-1)
+        context = jnp.dot(weights.astype(v.dtype), v, preferred_element_type=jnp.float32)
+        return (context / row_sum[:, None]).astype(v.dtype), row_max, row_sum  # (N, K), (N,), (N,)
+
+    context, row_max, row_sum = jax.lax.map(one_head, (_by_head(q), _by_head(k), _by_head(v)))
+    return _from_heads(context, q.shape), (row_max, row_sum)
+
+
+@jax.custom_vjp
 def attention_per_head(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
     """Softmax attention one (batch, head) pair at a time: `(B, N, H, K)` -> `(B, N, H, K)`.
 
@@ -59,21 +96,48 @@ def attention_per_head(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
     sums in float32; the division by the row sums comes after the value product, on `(N, K)`
     rather than `(N, N)` values. The loop runs over the batch too, so with a batch sharded over
     several CPU devices, `attention="xla"` keeps the attention local to each device.
+
+    Its gradient keeps nothing of size `(N, N)`: the forward pass saves each row's score maximum
+    and exponential sum, and the backward pass recomputes one head's probabilities at a time from
+    them (as flash attention does), one extra `(N, K) x (K, N)` product per head. Autodiff of
+    the loop would keep every layer's `(B, H, N, N)` probabilities for the backward pass, 1.7 GB
+    per example for the full-size model, and the training step would stream them through memory.
     """
-    batch, tokens, heads, head_dim = q.shape
+    return _per_head_forward(q, k, v)[0]
 
-    def one_head(qkv: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
-        q, k, v = qkv  # each (N, K)
-        scores = jnp.dot(q * head_dim**-0.5, k.T, preferred_element_type=jnp.float32)
-        weights = jnp.exp(scores - scores.max(axis=-1, keepdims=True))  # (N, N)
-        context = jnp.dot(weights.astype(v.dtype), v, preferred_element_type=jnp.float32)
-        return (context / weights.sum(axis=-1, keepdims=True)).astype(v.dtype)  # (N, K)
 
-    def by_head(x: jax.Array) -> jax.Array:  # (B, N, H, K) -> (B H, N, K)
-        return x.transpose(0, 2, 1, 3).reshape(batch * heads, tokens, head_dim)
+def _per_head_fwd(q: jax.Array, k: jax.Array, v: jax.Array):
+    context, statistics = _per_head_forward(q, k, v)
+    return context, (q, k, v, context, statistics)
 
-    context = jax.lax.map(one_head, (by_head(q), by_head(k), by_head(v)))  # (B H, N, K)
-    return context.reshape(batch, heads, tokens, head_dim).transpose(0, 2, 1, 3)
+
+def _per_head_bwd(residuals, d_context: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Gradients of `attention_per_head` for queries, keys and values, one head at a time.
+
+    With P the probabilities, O the context and dO its gradient: dV = P^T dO, dP = dO V^T, and
+    through the softmax dS = P (dP - rowsum(dO O)); dQ = dS K / sqrt(K), dK = dS^T Q / sqrt(K).
+    """
+    q, k, v, context, (row_max, row_sum) = residuals
+    scale = q.shape[-1] ** -0.5
+
+    def one_head(args):
+        q, k, v, o, d_o, row_max, row_sum = args  # (N, K) x 5, (N,) x 2
+        probs = jnp.exp(_head_scores(q, k) - row_max[:, None]) / row_sum[:, None]  # (N, N) f32
+        d_o32 = d_o.astype(jnp.float32)
+        d_v = jnp.dot(probs.T, d_o32)
+        d_probs = jnp.dot(d_o32, v.astype(jnp.float32).T)
+        row_dot = (d_o32 * o.astype(jnp.float32)).sum(axis=-1)  # rowsum(dO O), (N,)
+        d_scores = probs * (d_probs - row_dot[:, None]) * scale
+        d_q = jnp.dot(d_scores, k.astype(jnp.float32))
+        d_k = jnp.dot(d_scores.T, q.astype(jnp.float32))
+        return d_q.astype(q.dtype), d_k.astype(k.dtype), d_v.astype(v.dtype)
+
+    heads = tuple(_by_head(x) for x in (q, k, v, context, d_context))
+    d_q, d_k, d_v = jax.lax.map(one_head, (*heads, row_max, row_sum))
+    return tuple(_from_heads(d, q.shape) for d in (d_q, d_k, d_v))
+
+
+attention_per_head.defvjp(_per_head_fwd, _per_head_bwd)
 
 
 def attention_cudnn(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
