@@ -5,8 +5,9 @@ Both start from the same random weights and train on the same random batch (Audi
 1024 frames x 128 mel bins, 527 classes, multi-label BCE). JAX runs ast-jax's own jitted train
 step (`ast_jax.training.step.make_train_step`, with augmentation off and `optax.adam`); PyTorch
 runs transformers' `ASTForAudioClassification` with SDPA attention in train mode and
-`torch.optim.Adam`, on as many threads as the machine has cores. The two alternate call by call
-(`common.interleaved_medians`), so a change in the machine's load hits both alike. Reported per
+`torch.optim.Adam`, on as many threads as the machine has cores. The two alternate round by
+round (`common.interleaved_medians`), so a change in the machine's load hits both alike; in each
+round a backend runs one untimed step before its timed one (`SETTLE_CALLS`). Reported per
 configuration: median ms per example, the achieved GFLOP/s counting a training step as three
 forward passes (`common.forward_flops`), the JAX/PyTorch speed ratio, JAX's compile time and the
 1-min load average.
@@ -55,6 +56,11 @@ from ast_jax.training.config import TrainConfig
 from ast_jax.training.step import make_train_step
 
 RESULTS = RESULTS_DIR / "train.jsonl"
+# Untimed steps before each timed one. The first JAX step after a PyTorch step ran 30-50% slower
+# than the steps after it (10.1 s, then 7.3, 7.1, 6.8 at batch 2), even with each framework in its
+# own process; PyTorch's first step after JAX's ~5% slower. One step settles both, and a training
+# loop runs one framework's steps back to back.
+SETTLE_CALLS = 1
 LEARNING_RATE = 1e-5  # the AST recipe's; the rate does not change the step's cost
 PROBLEM_TYPE = "multi_label_classification"  # AudioSet: sigmoid BCE
 # Augmentation off: the step then does what the PyTorch loop does (normalisation aside).
@@ -201,7 +207,7 @@ def main() -> None:
             "jax": jax_call,
             "torch-sdpa": _prepare_torch(torch_model, features, targets, args.dtype, device),
         }
-        seconds = interleaved_medians(calls, args.warmup, args.repeats)
+        seconds = interleaved_medians(calls, args.warmup, args.repeats, settle=SETTLE_CALLS)
         context = {
             "model": "tiny" if args.tiny else "full",
             "dtype": args.dtype,

@@ -46,18 +46,21 @@ def median_seconds(call: Callable[[], object], warmup: int = 1, repeats: int = 5
 
 
 def interleaved_medians(
-    calls: dict[str, Callable[[], object]], warmup: int, repeats: int
+    calls: dict[str, Callable[[], object]], warmup: int, repeats: int, settle: int = 0
 ) -> dict[str, float]:
     """Median seconds per backend, timing one call of each backend per round, so that a change
     in the machine's load during the run shifts every backend alike. A call that returns a float
     reports its own seconds (a subprocess that times itself), taken instead of the wall time
-    around it."""
+    around it. ``settle`` untimed calls precede each timed call, for backends whose first call
+    after another backend's pays for the switch (`bench_train.py`)."""
     for call in calls.values():
         for _ in range(warmup):
             call()
     times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
         for name, call in calls.items():
+            for _ in range(settle):
+                call()
             start = time.perf_counter()
             result = call()
             elapsed = time.perf_counter() - start
