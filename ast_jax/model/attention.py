@@ -73,7 +73,7 @@ def _per_head_forward(
     """The per-head loop's context `(B, N, H, K)` and each row's softmax statistics, the score
     maximum and the sum of exponentials, each `(B H, N)` float32."""
 
-    def one_head(qkv: tuple[jax.Array, jax.Array, jax.Array]):
+    def one_head(qkv: tuple[jax.Array, ...]) -> tuple[jax.Array, jax.Array, jax.Array]:
         q, k, v = qkv  # each (N, K)
         scores = _head_scores(q, k)
         row_max = scores.max(axis=-1)
@@ -106,12 +106,19 @@ def attention_per_head(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
     return _per_head_forward(q, k, v)[0]
 
 
-def _per_head_fwd(q: jax.Array, k: jax.Array, v: jax.Array):
+_Residuals = tuple[jax.Array, jax.Array, jax.Array, jax.Array, tuple[jax.Array, jax.Array]]
+
+
+def _per_head_fwd(q: jax.Array, k: jax.Array, v: jax.Array) -> tuple[jax.Array, _Residuals]:
+    """The context, and what the backward pass needs: the inputs, the context and the row
+    statistics."""
     context, statistics = _per_head_forward(q, k, v)
     return context, (q, k, v, context, statistics)
 
 
-def _per_head_bwd(residuals, d_context: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+def _per_head_bwd(
+    residuals: _Residuals, d_context: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Gradients of `attention_per_head` for queries, keys and values, one head at a time.
 
     With P the probabilities, O the context and dO its gradient: dV = P^T dO, dP = dO V^T, and
@@ -120,7 +127,7 @@ def _per_head_bwd(residuals, d_context: jax.Array) -> tuple[jax.Array, jax.Array
     q, k, v, context, (row_max, row_sum) = residuals
     scale = q.shape[-1] ** -0.5
 
-    def one_head(args):
+    def one_head(args: tuple[jax.Array, ...]) -> tuple[jax.Array, jax.Array, jax.Array]:
         q, k, v, o, d_o, row_max, row_sum = args  # (N, K) x 5, (N,) x 2
         probs = jnp.exp(_head_scores(q, k) - row_max[:, None]) / row_sum[:, None]  # (N, N) f32
         d_o32 = d_o.astype(jnp.float32)

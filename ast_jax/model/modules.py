@@ -152,7 +152,9 @@ class ASTModel(nn.Module):
 
         Args:
             input_values: `(B, T, F)` = `(B, max_length, num_mel_bins)` normalised log-mel features.
-            deterministic: disables dropout; pass False with a "dropout" rng to train.
+            deterministic: disables dropout; pass False with a "dropout" rng to train (the
+                layers then run as one scan, `_scan_layers`, unless hidden states or attention
+                maps are asked for).
             output_hidden_states: also return the embeddings output and every layer output; None
                 for `config.output_hidden_states`.
             output_attentions: also return every layer's attention probabilities (computed
@@ -215,7 +217,9 @@ class ASTForAudioClassification(nn.Module):
 
         Args:
             input_values: `(B, T, F)` = `(B, max_length, num_mel_bins)` normalised log-mel features.
-            deterministic: disables dropout; pass False with a "dropout" rng to train.
+            deterministic: disables dropout; pass False with a "dropout" rng to train (the
+                layers then run as one scan, `_scan_layers`, unless hidden states or attention
+                maps are asked for).
             output_hidden_states: also return the backbone's hidden states; None for
                 `config.output_hidden_states`.
             output_attentions: also return every layer's attention probabilities (see `ASTModel`);
