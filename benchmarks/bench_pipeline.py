@@ -9,9 +9,8 @@ throughput, and training speed with the real pipeline against in-memory batches.
    1 and 2 grain workers.
 3. Train steps per second of a model fed by the real pipeline (decode in a worker, fbank and
    augmentation on the device) as a fraction of steps per second on in-memory features (the step
-   alone), after compilation. The full-size model's step at batch 8 needs about 26 GB on a CPU
-   (every layer's attention probabilities are kept for the backward pass), more than this 24 GB
-   machine has: ``--train-batch`` sets the batch.
+   alone), after compilation. ``--train-batch`` sets the batch (the full-size model's step at
+   batch 8 peaks at about 14 GB on a CPU).
 
 Clips are written once to ``--data`` (int16 WAV, 16 kHz; about 320 kB each). Results go to
 ``--output`` as JSON lines and are printed as a table.

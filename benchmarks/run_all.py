@@ -53,7 +53,7 @@ def _steps(quick: bool, gpu: bool, smoke: bool) -> list[tuple[str, list[str]]]:
     steps = [
         ("gemm", ["bench_gemm.py"]),
         ("model", model_1_8),
-        # full-size train step, JAX vs PyTorch, batch 2 (batch 8 needs ~26 GB): ~3 min on 2 cores
+        # full-size train step, JAX vs PyTorch, batch 2: ~2 min on 2 cores
         ("train", ["bench_train.py", "--repeats", "2" if quick else "3"]),
         # torchaudio in its own environment, for the feature benchmark: ~10 s
         ("torchaudio_setup", ["setup_torchaudio.py"]),
