@@ -330,12 +330,14 @@ def test_dropout_only_when_not_deterministic(small_config, small_params, random_
         model.apply(variables, x, deterministic=False)
 
 
+@pytest.mark.parametrize("attention", ["xla", "per_head"])
 def test_scanned_training_layers_equal_the_unrolled_layers(
-    small_config, small_params, random_features
+    small_config, random_features, attention
 ):
     # Without dropout, training mode (the layers as one scan) and evaluation (unrolled) are the
     # same function; float32 in another fusion order differs by ~1e-7 relative.
-    model = ASTForAudioClassification(dataclasses.replace(small_config, num_hidden_layers=3))
+    config = dataclasses.replace(small_config, num_hidden_layers=3, attention=attention)
+    model = ASTForAudioClassification(config)
     params = model.init(jax.random.key(3), random_features(model.config, batch=1))["params"]
     x = random_features(model.config, batch=2)
 
@@ -349,7 +351,10 @@ def test_scanned_training_layers_equal_the_unrolled_layers(
     np.testing.assert_allclose(scanned, unrolled, atol=1e-6)
     for path, grad in flax.traverse_util.flatten_dict(scanned_grads, sep="/").items():
         reference = flax.traverse_util.flatten_dict(unrolled_grads, sep="/")[path]
-        np.testing.assert_allclose(grad, reference, atol=1e-5, rtol=1e-5, err_msg=path)
+        # Gradients sum many terms of both signs: an element's float32 error follows the
+        # tensor's scale, not its own size (seen: 4.8e-4 on -43.4 beside values of ~2,600).
+        atol = 1e-5 * np.abs(reference).max()
+        np.testing.assert_allclose(grad, reference, atol=atol, rtol=1e-5, err_msg=path)
 
 
 def test_param_tree_names_and_dtypes(small_config, small_params, random_features):
