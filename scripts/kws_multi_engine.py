@@ -42,7 +42,7 @@ from ast_jax.training.features import compute_features
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kws_loeo
-from train_kws import run
+from train_kws import dataset_ready, run
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "scripts" / "kws12_config.json"
@@ -79,20 +79,6 @@ def recipe(epochs: int) -> list[str]:
     ]  # fmt: skip
 
 
-def espeak_ready(data: Path) -> bool:
-    """Whether ``data`` holds the espeak-ng clips this recipe needs (its ``stats.json``)."""
-    try:
-        stats = json.loads((data / "stats.json").read_text())
-    except FileNotFoundError:
-        return False
-    train, clips = stats["train"], TRAIN_PER_CLASS + EXTRA_TRAIN_PER_CLASS + RANDOM_PER_CLASS
-    return (
-        train["clips"]["yes"] == clips
-        and train.get("random_per_class") == RANDOM_PER_CLASS
-        and stats.get("conditions") is True
-    )
-
-
 def engines_ready(data: Path) -> bool:
     """Whether ``data/engines`` holds the flite and festival clips this recipe needs."""
     clips = {"train": ENGINE_TRAIN_PER_CLASS * 12, "test": ENGINE_TEST_PER_CLASS * 12}
@@ -109,7 +95,10 @@ def engines_ready(data: Path) -> bool:
 def synthesise(data: Path) -> float:
     """Synthesise what ``data`` lacks; the seconds it took."""
     started = time.perf_counter()
-    if not espeak_ready(data):
+    clips_per_class = TRAIN_PER_CLASS + EXTRA_TRAIN_PER_CLASS + RANDOM_PER_CLASS
+    if not dataset_ready(
+        data, clips_per_class=clips_per_class, random_per_class=RANDOM_PER_CLASS, conditions=True
+    ):
         run(sys.executable, ROOT / "scripts" / "make_kws_dataset.py", data,
             "--train-per-class", str(TRAIN_PER_CLASS),
             "--extra-train-per-class", str(EXTRA_TRAIN_PER_CLASS),

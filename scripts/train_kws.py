@@ -63,14 +63,22 @@ def run(*args: str | Path) -> None:
     subprocess.run([str(arg) for arg in args], check=True, cwd=ROOT)
 
 
-def dataset_ready(data: Path) -> bool:
-    """Whether ``data`` holds the dataset this recipe needs (its ``stats.json`` counts)."""
+def dataset_ready(
+    data: Path, *, clips_per_class: int, random_per_class: int, conditions: bool = False
+) -> bool:
+    """Whether ``data`` holds the dataset a recipe needs: its ``stats.json`` counts
+    ``clips_per_class`` training clips per class, ``random_per_class`` of them by random voice
+    variants, and, with ``conditions``, recording-condition augmentation."""
     try:
         stats = json.loads((data / "stats.json").read_text())
     except FileNotFoundError:
         return False
-    train, clips = stats["train"], TRAIN_PER_CLASS + EXTRA_TRAIN_PER_CLASS + RANDOM_PER_CLASS
-    return train["clips"]["yes"] == clips and train.get("random_per_class") == RANDOM_PER_CLASS
+    train = stats["train"]
+    return (
+        train["clips"]["yes"] == clips_per_class
+        and train.get("random_per_class") == random_per_class
+        and (not conditions or stats.get("conditions") is True)
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -86,7 +94,10 @@ def main(argv: list[str] | None = None) -> None:
     cache = ROOT / "data" / "cache"
 
     started = time.perf_counter()
-    if not dataset_ready(args.data):
+    clips_per_class = TRAIN_PER_CLASS + EXTRA_TRAIN_PER_CLASS + RANDOM_PER_CLASS
+    if not dataset_ready(
+        args.data, clips_per_class=clips_per_class, random_per_class=RANDOM_PER_CLASS
+    ):
         run(sys.executable, ROOT / "scripts" / "make_kws_dataset.py", args.data,
             "--train-per-class", str(TRAIN_PER_CLASS),
             "--extra-train-per-class", str(EXTRA_TRAIN_PER_CLASS),
