@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Markdown tables of a `kws_multi_engine.py` run's ``training.json``: the leave-one-engine-out
-table, the candidate model per engine and per class, and the training curve.
+"""Markdown tables of the bundled kws12's ``training.json`` (`train_kws.py`): the
+leave-one-engine-out table, the shipped model per engine and per class, and the training curve.
 
-    .venv/bin/python scripts/kws_card_tables.py runs/kws12-engines/training.json
+    .venv/bin/python scripts/kws_card_tables.py ast_jax/models/kws12/training.json
 """
 
 from __future__ import annotations

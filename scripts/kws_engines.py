@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """Keyword clips from speech engines other than espeak-ng: flite and festival (Debian packages).
 
-Every English voice each engine ships in Debian bookworm (main), at a random speaking rate
-(duration stretch), pitch (target F0 mean, where the voice takes one) and final punctuation
-(which changes the intonation), as `make_kws_dataset.py`'s clips: one word at a random position
-and level in a 1-s 16-kHz clip plus noise; training clips also get recording conditions
-(`kws_conditions`: speed perturbation, room reverberation, telephone or microphone band limits,
-level changes, babble, hum and coloured noise).
+Every voice each engine ships in Debian bookworm (main), at a random speaking rate (duration
+stretch), pitch (target F0 mean, where the voice takes one) and final punctuation (which changes
+the intonation), as `make_kws_dataset.py`'s clips: one word at a random position and level in a
+1-s 16-kHz clip plus noise; training clips also get recording conditions (`kws_conditions`: speed
+perturbation, room reverberation, telephone or microphone band limits, level changes, babble, hum
+and coloured noise).
+
+festival's Italian, Finnish, Czech and Catalan voices are real speakers (five women, a boy and
+four men) that no English voice in Debian offers; they say each word respelled in their language's
+spelling (`RESPELLINGS`), as a speaker of that language with an accent would. They are training
+voices only: every test split holds English voices alone.
 
 Voices share speakers across engines: flite's ``kal``/``kal16`` and festival's ``kal_diphone``
 are the same diphone database (CMU's Kal), flite's ``slt`` (clustergen) and festival's
@@ -41,27 +46,42 @@ import soxr
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_kws_dataset as kws
 
-# Debian packages per engine (bookworm, main): the engine and all its English voices.
+# Debian packages per engine (bookworm, main): the engine and the voices `VOICES` names.
 ENGINE_PACKAGES = {
     "flite": ("flite",),
-    "festival": ("festival", "festvox-kallpc16k", "festvox-kdlpc16k", "festvox-us-slt-hts"),
-}
+    "festival": (
+        "festival", "festvox-kallpc16k", "festvox-kdlpc16k", "festvox-us-slt-hts",
+        "festvox-italp16k", "festvox-itapc16k", "festvox-suopuhe-lj", "festvox-suopuhe-mv",
+        "festvox-czech-dita", "festvox-czech-krb", "festvox-czech-machac", "festvox-czech-ph",
+        "festvox-ca-ona-hts",
+    ),
+}  # fmt: skip
 ENGINE_PROGRAMS = {"flite": "flite", "festival": "festival"}
 ENGINES = tuple(ENGINE_PACKAGES)
 
 
+STRETCH = (0.75, 1.4)  # duration stretch: > 1 is slower
+PUNCTUATION = ("", ".", "!", "?", ",")
+NO_QUESTION = ("", ".", "!", ",")  # festival 2.5's Italian intonation crashes on some questions
+
+
 @dataclasses.dataclass(frozen=True)
 class Voice:
-    """One engine voice: its name for the engine, its speaker, and its F0 range (Hz) for
-    ``--setf int_f0_target_mean`` / ``int_lr_params``; ``None``: the voice's own F0 only."""
+    """One engine voice: its name for the engine, its speaker, its F0 range (Hz) for
+    ``--setf int_f0_target_mean`` / ``int_lr_params`` (``None``: the voice's own intonation) and
+    the language whose spelling it reads (`RESPELLINGS` for any but English) and the final
+    punctuation marks it is given."""
 
     name: str
     speaker: str
     f0: tuple[int, int] | None
+    language: str = "english"
+    punctuation: tuple[str, ...] = PUNCTUATION
 
 
 # flite 2.2's built-in voices (``flite -lv``; awb_time is a timing-only test voice, left out).
-# festival 2.5: the English voices of its Debian packages. Male F0 80-170 Hz, female 140-260 Hz.
+# festival 2.5: every voice of its Debian packages in a Latin alphabet (the Russian and Indian ones
+# read other scripts). Male F0 80-170 Hz, female 140-260 Hz.
 VOICES = {
     "flite": (
         Voice("kal", "kal", (80, 170)),  # 8 kHz diphone
@@ -74,10 +94,61 @@ VOICES = {
         Voice("kal_diphone", "kal", (80, 170)),
         Voice("ked_diphone", "ked", (80, 170)),
         Voice("cmu_us_slt_arctic_hts", "slt", None),  # HTS: takes no target F0
+        Voice("lp_diphone", "it_lp", None, "italian", NO_QUESTION),  # woman
+        Voice("pc_diphone", "it_pc", None, "italian", NO_QUESTION),
+        Voice("suo_fi_lj_diphone", "fi_lj", None, "finnish"),  # woman
+        Voice("hy_fi_mv_diphone", "fi_mv", None, "finnish"),
+        Voice("czech_dita", "cz_dita", None, "czech"),  # woman
+        Voice("czech_krb", "cz_krb", None, "czech"),  # boy
+        Voice("czech_machac", "cz_machac", None, "czech"),
+        Voice("czech_ph", "cz_ph", None, "czech"),
+        Voice("upc_ca_ona_hts", "ca_ona", None, "catalan"),  # woman, HTS
     ),
 }
-STRETCH = (0.75, 1.4)  # duration stretch: > 1 is slower
-PUNCTUATION = ("", ".", "!", "?", ",")
+# How a speaker of each language would write what it hears in the keywords and the ``_unknown_``
+# words, in ASCII (festival reads 8-bit text in each language's own encoding), one row per word:
+# Italian, Finnish, Czech, Catalan.
+_RESPELLED = """
+yes ies jes jes ies
+no nou nou nou nou
+up ap ap ap ap
+down daun daun daun daun
+left left left left left
+right rait rait rajt rait
+on on on on on
+off of of of of
+stop stop stop stop stop
+go gou gou gou gou
+bed bed bed bed bed
+bird berd beerd berd berd
+cat chet ket ket quet
+dog dog dog dog dog
+happy eppi heppi hepi hepi
+house aus haus haus haus
+marvin marvin maarvin marvin marvin
+sheila scila siila sila xila
+tree tri trii tri tri
+wow uau vau vau uau
+zero siro siirou zirou ziro
+one uan van van uan
+two tu tuu tu tu
+three tri srii sri tri
+four for foor for for
+five faiv faiv fajv faiv
+six sics siks siks sics
+seven seven seven seven seven
+eight eit eit ejt eit
+nine nain nain najn nain
+backward becuord bekvord bekvord becuord
+forward foruord foorvord forvord foruord
+follow folou folou folou folou
+learn lern leern lern lern
+visual visciual visual vizual visual
+"""
+RESPELLINGS = {
+    language: {row.split()[0]: row.split()[column] for row in _RESPELLED.strip().splitlines()}
+    for column, language in enumerate(("italian", "finnish", "czech", "catalan"), start=1)
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,16 +187,30 @@ def package_installed(package: str) -> bool:
     return result.returncode == 0 and result.stdout.endswith("installed")
 
 
-def plan_split(rng: np.random.Generator, engine: str, per_class: int) -> list[Item]:
+def split_voices(engine: str, split: str) -> tuple[Voice, ...]:
+    """The voices of ``engine`` that speak ``split``: all of them in training, the English ones in
+    the test split."""
+    return tuple(v for v in VOICES[engine] if split == "train" or v.language == "english")
+
+
+def spoken_form(word: str, voice: Voice) -> str:
+    """``word`` as ``voice`` is given it: English as is, else respelled (`RESPELLINGS`)."""
+    return word if voice.language == "english" else RESPELLINGS[voice.language][word]
+
+
+def plan_split(
+    rng: np.random.Generator, engine: str, per_class: int, split: str = "train"
+) -> list[Item]:
     """The spoken clips of one split: ``per_class`` per command word and of ``_unknown_``,
-    each with a random voice of ``engine``, rate, F0 and punctuation."""
-    voices = VOICES[engine]
+    each with a random voice of ``engine`` (`split_voices`), rate, F0 and punctuation."""
+    voices = split_voices(engine, split)
     plan = []
     for label in (*kws.CORE_WORDS, kws.UNKNOWN):
         for _ in range(per_class):
             word = str(rng.choice(kws.UNKNOWN_WORDS)) if label == kws.UNKNOWN else label
             voice = voices[rng.integers(len(voices))]
-            text = word + PUNCTUATION[rng.integers(len(PUNCTUATION))]
+            mark = voice.punctuation[rng.integers(len(voice.punctuation))]
+            text = spoken_form(word, voice) + mark
             stretch = round(float(rng.uniform(*STRETCH)), 3)
             f0 = int(rng.integers(*voice.f0)) if voice.f0 else None
             plan.append(Item(label, voice, text, stretch, f0))
@@ -247,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
         rng = np.random.default_rng([args.seed, ENGINES.index(engine)])
         rows = []
         for split, per_class in (("train", args.train_per_class), ("test", args.test_per_class)):
-            plan = plan_split(rng, engine, per_class)
+            plan = plan_split(rng, engine, per_class, split)
             seed = 1000 + args.seed * 10 + ENGINES.index(engine) * 2 + (split == "test")
             rows += write_split(engine, program, args.out, split, plan, seed, args.workers)
             print(f"{engine} {split}: {len(plan)} spoken clips", file=sys.stderr)
@@ -261,6 +346,7 @@ def main(argv: list[str] | None = None) -> None:
             "voices": [dataclasses.asdict(voice) for voice in VOICES[engine]],
             "stretch": STRETCH,
             "punctuation": PUNCTUATION,
+            "conditions_probability": kws.CONDITIONS_PROBABILITY,
             "clips": {
                 split: sum(row["split"] == split for row in rows) for split in ("train", "test")
             },

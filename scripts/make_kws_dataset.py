@@ -62,7 +62,9 @@ SPEED_WPM = (120, 220)  # espeak-ng -s: words per minute (default 175)
 PITCH = (15, 85)  # espeak-ng -p: 0..99 (default 50)
 SNR_DB = (5.0, 35.0)  # speech over background noise
 SPEECH_PEAK = (0.2, 0.9)
-# With recording conditions (``--conditions``): wider levels and signal-to-noise ratios.
+# With recording conditions (``--conditions``): the share of training clips recorded in them (the
+# others stay plain, as every test clip is), with wider levels and signal-to-noise ratios.
+CONDITIONS_PROBABILITY = 0.5
 CONDITIONS_SNR_DB = (0.0, 35.0)
 CONDITIONS_SPEECH_PEAK = (0.03, 0.95)
 SILENCE_RMS_DB = (-70.0, -20.0)  # background level of _silence_ clips, dB full scale
@@ -207,13 +209,14 @@ def place_word(
 ) -> np.ndarray:
     """The word at a random position and peak level in a 1-s clip, plus noise at a random SNR.
 
-    ``conditions``: draw the recording conditions from this generator instead
-    (`kws_conditions.record`; wider levels and SNRs, `kws_conditions.noise` backgrounds)."""
-    peak_range, snr_range, make_noise = SPEECH_PEAK, SNR_DB, coloured_noise
-    if conditions is not None:
+    ``conditions``: with probability `CONDITIONS_PROBABILITY` (its first draw), record the word in
+    conditions drawn from this generator (`kws_conditions.record`; wider levels and SNRs,
+    `kws_conditions.noise` backgrounds); otherwise the clip is the plain one ``rng`` makes."""
+    peak_range, snr_range, make_noise, source = SPEECH_PEAK, SNR_DB, coloured_noise, rng
+    if conditions is not None and conditions.random() < CONDITIONS_PROBABILITY:
         speech = kws_conditions.record(conditions, speech)
         peak_range, snr_range = CONDITIONS_SPEECH_PEAK, CONDITIONS_SNR_DB
-        make_noise = kws_conditions.noise
+        make_noise, source = kws_conditions.noise, conditions
     if speech.size > CLIP_SAMPLES:  # rare: slow voices; keep the middle second
         start = (speech.size - CLIP_SAMPLES) // 2
         speech = speech[start : start + CLIP_SAMPLES]
@@ -222,7 +225,6 @@ def place_word(
     clip[offset : offset + speech.size] = speech * (rng.uniform(*peak_range) / np.abs(speech).max())
     speech_rms = np.sqrt(np.mean(clip[offset : offset + speech.size] ** 2))
     noise_rms = speech_rms * 10 ** (-rng.uniform(*snr_range) / 20)
-    source = rng if conditions is None else conditions
     return clip + noise_rms * make_noise(source, CLIP_SAMPLES)
 
 
@@ -330,6 +332,7 @@ def main(argv: list[str] | None = None) -> None:
     test_variants, train_variants = sorted(variants[:held_out]), sorted(variants[held_out:])
     stats = {
         "seed": args.seed, "labels": LABELS, "accents": ACCENTS, "conditions": args.conditions,
+        "conditions_probability": CONDITIONS_PROBABILITY if args.conditions else 0.0,
     }  # fmt: skip
     for split, split_variants, per_class in (
         ("train", train_variants, args.train_per_class),

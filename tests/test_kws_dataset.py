@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -94,15 +95,20 @@ def tone(seconds: float = 0.4) -> np.ndarray:
 
 def test_recording_conditions_are_seeded_and_change_the_word(kws, conditions):
     word = tone()
-    clips = [
-        kws.place_word(np.random.default_rng(0), word, np.random.default_rng(s)) for s in (1, 1, 2)
-    ]
-    assert all(clip.shape == (16000,) and np.isfinite(clip).all() for clip in clips)
-    assert np.array_equal(clips[0], clips[1]) and not np.array_equal(clips[0], clips[2])
     plain = kws.place_word(np.random.default_rng(0), word)
-    assert not np.allclose(plain, clips[0])
     # The plain clip does not depend on the conditions generator's existence: same draws as before.
     assert np.array_equal(plain, kws.place_word(np.random.default_rng(0), word))
+    recorded = 0
+    for seed in range(40):
+        clip = kws.place_word(np.random.default_rng(0), word, np.random.default_rng(seed))
+        assert clip.shape == (16000,) and np.isfinite(clip).all()
+        again = kws.place_word(np.random.default_rng(0), word, np.random.default_rng(seed))
+        assert np.array_equal(clip, again)
+        # The conditions generator's first draw decides: recorded in conditions, or plain.
+        in_conditions = np.random.default_rng(seed).random() < kws.CONDITIONS_PROBABILITY
+        assert np.array_equal(clip, plain) != in_conditions
+        recorded += in_conditions
+    assert 10 <= recorded <= 30
 
 
 def test_room_impulse_response_decays(conditions):
@@ -140,10 +146,37 @@ def test_engine_plan_covers_every_voice_and_class(engines, kws):
     assert {item.label for item in plan} == {*kws.CORE_WORDS, kws.UNKNOWN}
     for item in plan:
         word = item.text.rstrip("".join(engines.PUNCTUATION))
-        assert word == item.label or (item.label == kws.UNKNOWN and word in kws.UNKNOWN_WORDS)
+        unknown = {engines.spoken_form(w, item.voice) for w in kws.UNKNOWN_WORDS}
+        if item.label == kws.UNKNOWN:
+            assert word in unknown
+        else:
+            assert word == engines.spoken_form(item.label, item.voice)
         assert engines.STRETCH[0] <= item.stretch <= engines.STRETCH[1]
         assert (item.f0 is None) == (item.voice.f0 is None)
     assert plan == engines.plan_split(np.random.default_rng(0), "festival", 60)
+    # Respelled words are what the foreign voices say; English voices say the words themselves.
+    assert any(item.text.startswith("jes") and item.label == "yes" for item in plan)
+    assert all(
+        item.text.startswith(item.label) for item in plan
+        if item.voice.language == "english" and item.label != kws.UNKNOWN
+    )  # fmt: skip
+
+
+def test_test_splits_hold_english_voices_only(engines):
+    for engine in engines.ENGINES:
+        plan = engines.plan_split(np.random.default_rng(0), engine, 20, split="test")
+        assert {item.voice.language for item in plan} == {"english"}
+    assert len(engines.split_voices("festival", "train")) > len(
+        engines.split_voices("festival", "test")
+    )
+
+
+def test_every_word_is_respelled_in_every_language(engines, kws):
+    for language, words in engines.RESPELLINGS.items():
+        assert set(words) == {*kws.CORE_WORDS, *kws.UNKNOWN_WORDS}, language
+        assert all(spelling.isascii() and spelling.isalpha() for spelling in words.values())
+    languages = {v.language for voices in engines.VOICES.values() for v in voices}
+    assert languages == {"english", *engines.RESPELLINGS}
 
 
 def test_leave_one_engine_out_drops_shared_speakers(tmp_path):
@@ -178,9 +211,17 @@ def test_leave_one_engine_out_drops_shared_speakers(tmp_path):
     ]
 
 
+def _voices_installed() -> bool:
+    engines = load_script("kws_engines")
+    return shutil.which("dpkg-query") is not None and all(
+        engines.package_installed(package)
+        for packages in engines.ENGINE_PACKAGES.values()
+        for package in packages
+    )
+
+
 @pytest.mark.skipif(
-    shutil.which("flite") is None or shutil.which("festival") is None,
-    reason="flite and festival are not installed",
+    not _voices_installed(), reason="flite, festival and their voices are not installed"
 )
 def test_every_engine_voice_speaks(engines):
     for engine, voices in engines.VOICES.items():
@@ -196,3 +237,37 @@ def test_every_engine_voice_speaks(engines):
             assert np.abs(audio).max() > 0.01
         # Different voices sound different.
         assert len({audio.size for audio in spoken}) > 1
+
+
+def test_training_recipe_decays_to_the_same_last_rate_whatever_the_epochs():
+    train = load_script("train_kws")
+    for epochs in (3, 5, 7, 12):
+        flags = train.recipe(epochs)
+
+        def value(flag: str, flags: list[str] = flags) -> str:
+            return flags[flags.index(flag) + 1]
+
+        start, decay = int(value("--lr-decay-start")), float(value("--lr-decay"))
+        assert int(value("--epochs")) == epochs and 0 < start < epochs
+        # The last epoch's rate over the peak; the factor is written with 3 decimals.
+        assert decay ** (epochs - start) == pytest.approx(train.LAST_LR_FACTOR, rel=0.03)
+        first, last = map(int, flags[flags.index("--weight-average") + 1 :][:2])
+        assert last == epochs and 1 <= first < last
+
+
+def test_engine_data_is_ready_only_with_the_recipe_counts_and_voices(tmp_path, engines):
+    train = load_script("train_kws")
+    assert not train.engine_ready(tmp_path, "flite")
+    folder = tmp_path / "engines" / "flite"
+    folder.mkdir(parents=True)
+    per_class = train.ENGINE_TRAIN_PER_CLASS["flite"]
+    stats = {
+        "clips": {"train": per_class * 12, "test": train.ENGINE_TEST_PER_CLASS * 12},
+        "voices": [{"name": voice.name} for voice in engines.VOICES["flite"]],
+        "conditions_probability": train.CONDITIONS_PROBABILITY,
+    }
+    (folder / "stats.json").write_text(json.dumps(stats))
+    assert train.engine_ready(tmp_path, "flite")
+    stats["voices"] = stats["voices"][:-1]  # data of an older voice list
+    (folder / "stats.json").write_text(json.dumps(stats))
+    assert not train.engine_ready(tmp_path, "flite")
