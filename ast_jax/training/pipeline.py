@@ -33,9 +33,10 @@ from ast_jax.training.sampling import balanced_weights, epoch_order
 __all__ = ["AudioStream"]
 
 
-# Batches decoded at once per process (threads; decoding releases the GIL) and kept ready ahead.
+# Batches decoded at once per process (threads; decoding releases the GIL) and kept ready ahead:
+# as many as the threads, since grain runs no more threads than its buffer holds (and warns).
 _READ_THREADS = 4
-_READ_AHEAD = 2
+_READ_AHEAD = _READ_THREADS
 
 
 @dataclasses.dataclass(frozen=True)
