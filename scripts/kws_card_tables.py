@@ -82,11 +82,14 @@ def errors(tests: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("training", type=Path, help="training.json")
+    parser.add_argument(
+        "training", type=Path, help="training.json (and loeo.json from the same folder)"
+    )
     args = parser.parse_args(argv)
     training = json.loads(args.training.read_text())
-    if training.get("loeo"):
-        print(loeo_table(training["loeo"]), end="\n\n")
+    loeo = args.training.with_name("loeo.json")
+    if loeo.exists():
+        print(loeo_table(json.loads(loeo.read_text())), end="\n\n")
     print(class_table(training["test"]), end="\n\n")
     print(errors(training["test"]), end="\n\n")
     print(history_table(training["history"]))
