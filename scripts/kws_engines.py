@@ -4,12 +4,12 @@
 Every voice each engine ships in Debian bookworm (main), at a random speaking rate (duration
 stretch), pitch (target F0 mean, where the voice takes one) and final punctuation (which changes
 the intonation), as `make_kws_dataset.py`'s clips: one word at a random position and level in a
-1-s 16-kHz clip plus noise; training clips also get recording conditions (`kws_conditions`: speed
-perturbation, room reverberation, telephone or microphone band limits, level changes, babble, hum
-and coloured noise).
+1-s 16-kHz clip plus noise; half the training clips are recorded in conditions
+(`make_kws_dataset.place_word`, `kws_conditions`: speed perturbation, room reverberation, telephone
+or microphone band limits, level changes, babble, hum and coloured noise).
 
-festival's Italian, Finnish, Czech and Catalan voices are real speakers (five women, a boy and
-four men) that no English voice in Debian offers; they say each word respelled in their language's
+festival's Italian, Finnish, Czech and Catalan voices are speakers (four women, a boy and four
+men) that no English voice in Debian offers; they say each word respelled in their language's
 spelling (`RESPELLINGS`), as a speaker of that language with an accent would. They are training
 voices only: every test split holds English voices alone.
 
@@ -68,9 +68,9 @@ NO_QUESTION = ("", ".", "!", ",")  # festival 2.5's Italian intonation crashes o
 @dataclasses.dataclass(frozen=True)
 class Voice:
     """One engine voice: its name for the engine, its speaker, its F0 range (Hz) for
-    ``--setf int_f0_target_mean`` / ``int_lr_params`` (``None``: the voice's own intonation) and
-    the language whose spelling it reads (`RESPELLINGS` for any but English) and the final
-    punctuation marks it is given."""
+    ``--setf int_f0_target_mean`` / ``int_lr_params`` (``None``: the voice's own intonation), the
+    language whose spelling it reads (`RESPELLINGS` for any but English) and the final punctuation
+    marks it may be given."""
 
     name: str
     speaker: str
@@ -290,7 +290,8 @@ def write_split(
     engine: str, program: str, out: Path, split: str, plan: list[Item], seed: int, workers: int
 ) -> list[dict]:
     """Synthesise, render and write one split of one engine; its rows for ``clips.csv``.
-    Training clips get recording conditions; test clips only noise (as espeak-ng's test split)."""
+    Half the training clips are recorded in conditions; test clips get only noise (as espeak-ng's
+    test split)."""
     conditions = split == "train"
     speech = speak(engine, program, plan, workers)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:

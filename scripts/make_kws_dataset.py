@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--conditions",
         action="store_true",
-        help="training clips with recording conditions (kws_conditions; the test split stays "
+        help="record half the training clips in conditions (kws_conditions; the test split stays "
         "plain)",
     )
     args = parser.parse_args(argv)

@@ -6,10 +6,10 @@
    1,400 by espeak-ng's own voice variants, 800 by random ones; a test split of 20 held-out voice
    variants), flite (`kws_engines.py`, its 5 voices, 800 training clips per class) and festival (its
    3 English voices and 9 voices of other languages saying respelled words, 1,400 per class); 150
-   test clips per class each, English voices only. Training clips carry recording conditions
-   (`kws_conditions.py`: speed perturbation, simulated rooms, telephone and microphone band
-   limits, levels, babble, hum and coloured noise); test clips only noise. Skipped where ``DATA``
-   already holds them.
+   test clips per class each, English voices only. Half the training clips carry recording
+   conditions (`kws_conditions.py`: speed perturbation, simulated rooms, telephone and microphone
+   band limits, levels, babble, hum and coloured noise); test clips only noise. Skipped where
+   ``DATA`` already holds them.
 2. Write the manifests (`kws_loeo.py`): all training clips, each engine's test split and the
    leave-one-engine-out (LOEO) training sets (shared speakers dropped with their engine).
 3. Compute and cache the log-mel features (timed apart from training).
@@ -24,7 +24,7 @@
    `kws_card_tables.py` renders them) and write example clips of held-out voices to
    ``examples/audio``.
 
-    .venv/bin/python scripts/train_kws.py --loeo   # the LOEO table (about 35 min on 2 cores)
+    .venv/bin/python scripts/train_kws.py --loeo   # the LOEO table (39 min on 2 cores)
     .venv/bin/python scripts/train_kws.py          # the shipped model (about 40 min of training)
 
 Defaults: data in ``data/kws``, runs in ``runs/kws12``.
