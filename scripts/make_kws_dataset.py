@@ -263,8 +263,8 @@ def write_split(
 ) -> dict[str, int]:
     """Synthesise and write one split, numbering each label's clips from ``start`` (default 0);
     returns the clips per label written so far (``start`` included). ``data``: as `synthesise`;
-    ``conditions``: recording conditions (`place_word`) drawn from a second generator per clip,
-    so that the plan and the first generator's draws stay those of the plain clips."""
+    ``conditions``: a second generator per clip for `place_word`'s recording conditions (half the
+    clips), so that the plan and the first generator's draws stay those of the plain clips."""
     counts = dict.fromkeys(LABELS, 0) if start is None else dict(start)
     for label in LABELS:
         (out / label).mkdir(parents=True, exist_ok=True)

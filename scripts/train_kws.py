@@ -71,7 +71,7 @@ def recipe(epochs: int) -> list[str]:
 
     Adam (0.95, 0.999) with L2 5e-7 (the original AST optimiser); a linear warm-up to 1e-3 over
     300 updates, then a per-epoch decay from epoch 4 (from the middle epoch in runs shorter than
-    8 epochs) down to `LAST_LR_FACTOR` in the last epoch; SpecAugment (8 of 64 mel bins, 12
+    6 epochs) down to `LAST_LR_FACTOR` in the last epoch; SpecAugment (8 of 64 mel bins, 12
     frames), the Speech Commands noise and time shift, a random frequency warp of up to +-15%
     (vocal-tract-length perturbation: the voices' formants span about that much); the weights of
     the last quarter of the epochs averaged (at least the last 2).
