@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
-"""Keyword clips from speech engines other than espeak-ng: flite and festival (Debian packages).
+"""Keyword clips from speech engines other than espeak-ng: flite, festival and SVOX Pico (Debian
+packages).
 
-Every voice each engine ships in Debian bookworm (main), at a random speaking rate (duration
+Every voice each engine ships in Debian bookworm (flite and festival in main; Pico in non-free:
+Apache-2.0 code whose voice data comes without its sources), at a random speaking rate (duration
 stretch), pitch (target F0 mean, where the voice takes one) and final punctuation (which changes
 the intonation), as `make_kws_dataset.py`'s clips: one word at a random position and level in a
 1-s 16-kHz clip plus noise; half the training clips are recorded in conditions
 (`make_kws_dataset.place_word`, `kws_conditions`: speed perturbation, room reverberation, telephone
 or microphone band limits, level changes, babble, hum and coloured noise).
 
-festival's Italian, Finnish, Czech and Catalan voices are speakers (four women, a boy and four
-men) that no English voice in Debian offers; they say each word respelled in their language's
-spelling (`RESPELLINGS`), as a speaker of that language with an accent would. They are training
-voices only: every test split holds English voices alone.
+festival's Italian, Finnish, Czech and Catalan voices and Pico's German, Spanish and Italian ones
+are speakers (seven women, a boy and four men) that no English voice in Debian offers; they say
+each word respelled in their language's spelling (`RESPELLINGS`), as a speaker of that language
+with an accent would. They are training voices only: every test split holds English voices alone.
 
 Voices share speakers across engines: flite's ``kal``/``kal16`` and festival's ``kal_diphone``
 are the same diphone database (CMU's Kal), flite's ``slt`` (clustergen) and festival's
@@ -33,6 +35,7 @@ import csv
 import dataclasses
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -55,8 +58,10 @@ ENGINE_PACKAGES = {
         "festvox-czech-dita", "festvox-czech-krb", "festvox-czech-machac", "festvox-czech-ph",
         "festvox-ca-ona-hts",
     ),
+    "pico": ("libttspico-utils",),
 }  # fmt: skip
-ENGINE_PROGRAMS = {"flite": "flite", "festival": "festival"}
+ENGINE_PROGRAMS = {"flite": "flite", "festival": "festival", "pico": "pico2wave"}
+NON_FREE = ("pico",)  # engines whose packages are in Debian's non-free component
 ENGINES = tuple(ENGINE_PACKAGES)
 
 
@@ -67,8 +72,9 @@ NO_QUESTION = ("", ".", "!", ",")  # festival 2.5's Italian intonation crashes o
 
 @dataclasses.dataclass(frozen=True)
 class Voice:
-    """One engine voice: its name for the engine, its speaker, its F0 range (Hz) for
-    ``--setf int_f0_target_mean`` / ``int_lr_params`` (``None``: the voice's own intonation), the
+    """One engine voice: its name for the engine, its speaker, its F0 range for
+    ``--setf int_f0_target_mean`` / ``int_lr_params`` (Hz) or Pico's ``<pitch level>`` (percent
+    of the voice's own pitch; ``None``: the voice's own intonation), the
     language whose spelling it reads (`RESPELLINGS` for any but English) and the final punctuation
     marks it may be given."""
 
@@ -81,7 +87,9 @@ class Voice:
 
 # flite 2.2's built-in voices (``flite -lv``; awb_time is a timing-only test voice, left out).
 # festival 2.5: every voice of its Debian packages in a Latin alphabet (the Russian and Indian ones
-# read other scripts). Male F0 80-170 Hz, female 140-260 Hz.
+# read other scripts). Male F0 80-170 Hz, female 140-260 Hz. Pico 1.0: its six voices, all women,
+# but French (ASCII respellings read poorly in French spelling); a pitch level of 70-140% spans
+# about 140-280 Hz.
 VOICES = {
     "flite": (
         Voice("kal", "kal", (80, 170)),  # 8 kHz diphone
@@ -104,50 +112,59 @@ VOICES = {
         Voice("czech_ph", "cz_ph", None, "czech"),
         Voice("upc_ca_ona_hts", "ca_ona", None, "catalan"),  # woman, HTS
     ),
+    "pico": (
+        Voice("en-US", "pico_en_us", (70, 140)),
+        Voice("en-GB", "pico_en_gb", (70, 140)),
+        Voice("de-DE", "pico_de", (70, 140), "german"),
+        Voice("es-ES", "pico_es", (70, 140), "spanish"),
+        Voice("it-IT", "pico_it", (70, 140), "italian"),
+    ),
 }
 # How a speaker of each language would write what it hears in the keywords and the ``_unknown_``
 # words, in ASCII (festival reads 8-bit text in each language's own encoding), one row per word:
-# Italian, Finnish, Czech, Catalan.
+# Italian, Finnish, Czech, Catalan, German, Spanish.
 _RESPELLED = """
-yes ies jes jes ies
-no nou nou nou nou
-up ap ap ap ap
-down daun daun daun daun
-left left left left left
-right rait rait rajt rait
-on on on on on
-off of of of of
-stop stop stop stop stop
-go gou gou gou gou
-bed bed bed bed bed
-bird berd beerd berd berd
-cat chet ket ket quet
-dog dog dog dog dog
-happy eppi heppi hepi hepi
-house aus haus haus haus
-marvin marvin maarvin marvin marvin
-sheila scila siila sila xila
-tree tri trii tri tri
-wow uau vau vau uau
-zero siro siirou zirou ziro
-one uan van van uan
-two tu tuu tu tu
-three tri srii sri tri
-four for foor for for
-five faiv faiv fajv faiv
-six sics siks siks sics
-seven seven seven seven seven
-eight eit eit ejt eit
-nine nain nain najn nain
-backward becuord bekvord bekvord becuord
-forward foruord foorvord forvord foruord
-follow folou folou folou folou
-learn lern leern lern lern
-visual visciual visual vizual visual
+yes ies jes jes ies jess yes
+no nou nou nou nou nou nou
+up ap ap ap ap app ap
+down daun daun daun daun daun daun
+left left left left left left left
+right rait rait rajt rait reit rait
+on on on on on onn on
+off of of of of off of
+stop stop stop stop stop stopp stop
+go gou gou gou gou gou gou
+bed bed bed bed bed bett bed
+bird berd beerd berd berd berd berd
+cat chet ket ket quet kett ket
+dog dog dog dog dog dogg dog
+happy eppi heppi hepi hepi heppi jepi
+house aus haus haus haus haus jaus
+marvin marvin maarvin marvin marvin marwin marvin
+sheila scila siila sila xila schila chila
+tree tri trii tri tri trie tri
+wow uau vau vau uau wau guau
+zero siro siirou zirou ziro siro siro
+one uan van van uan wann uan
+two tu tuu tu tu tuh tu
+three tri srii sri tri srie tri
+four for foor for for for for
+five faiv faiv fajv faiv feiw faiv
+six sics siks siks sics sicks siks
+seven seven seven seven seven sewen seven
+eight eit eit ejt eit eit eit
+nine nain nain najn nain nein nain
+backward becuord bekvord bekvord becuord beckword bakuord
+forward foruord foorvord forvord foruord forword foruord
+follow folou folou folou folou follou folou
+learn lern leern lern lern lern lern
+visual visciual visual vizual visual wischuel visual
 """
 RESPELLINGS = {
     language: {row.split()[0]: row.split()[column] for row in _RESPELLED.strip().splitlines()}
-    for column, language in enumerate(("italian", "finnish", "czech", "catalan"), start=1)
+    for column, language in enumerate(
+        ("italian", "finnish", "czech", "catalan", "german", "spanish"), start=1
+    )
 }
 
 
@@ -170,13 +187,32 @@ def ensure_engine(engine: str) -> str:
     path = shutil.which(ENGINE_PROGRAMS[engine])
     if (path is None or missing) and os.name == "posix" and os.geteuid() == 0:
         print(f"{engine}: installing {' '.join(missing)} with apt-get", file=sys.stderr)
-        subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True)
+        with tempfile.TemporaryDirectory() as folder:
+            sources = non_free_sources(Path(folder)) if engine in NON_FREE else []
+            subprocess.run(["apt-get", "update", "-qq", *sources], check=True)
+            subprocess.run(["apt-get", "install", "-y", "-qq", *sources, *missing], check=True)
         path = shutil.which(ENGINE_PROGRAMS[engine])
         missing = [package for package in packages if not package_installed(package)]
     if path is None or missing:
-        raise SystemExit(f"{engine} is required: sudo apt-get install {' '.join(packages)}")
+        component = " (Debian non-free)" if engine in NON_FREE else ""
+        raise SystemExit(
+            f"{engine} is required: sudo apt-get install {' '.join(packages)}{component}"
+        )
     return path
+
+
+def non_free_sources(folder: Path) -> list[str]:
+    """apt-get options that read Debian's main and non-free components of this release from a
+    sources list and package lists of their own in ``folder``, leaving the system's untouched."""
+    codename = platform.freedesktop_os_release()["VERSION_CODENAME"]
+    (folder / "sources.list").write_text(
+        f"deb http://deb.debian.org/debian {codename} main non-free\n"
+    )
+    (folder / "lists" / "partial").mkdir(parents=True)
+    return [
+        "-o", f"Dir::Etc::sourcelist={folder / 'sources.list'}", "-o", "Dir::Etc::sourceparts=-",
+        "-o", f"Dir::State::Lists={folder / 'lists'}",
+    ]  # fmt: skip
 
 
 def package_installed(package: str) -> bool:
@@ -268,13 +304,34 @@ def festival_say(festival: str, items: list[Item]) -> list[np.ndarray]:
     return spoken
 
 
+def pico_say(pico: str, item: Item) -> np.ndarray:
+    """One item spoken by Pico (its ``<pitch>`` and ``<speed>`` markup, in percent)."""
+    speed = round(100 / item.stretch)
+    text = f'<speed level="{speed}">{item.text}</speed>'
+    if item.f0 is not None:
+        text = f'<pitch level="{item.f0}">{text}</pitch>'
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/say.wav"  # pico2wave names its format by the suffix
+        subprocess.run(
+            [pico, "-l", item.voice.name, "-w", path, text], check=True, capture_output=True
+        )
+        audio, rate = soundfile.read(path, dtype="float32")
+    return trim(audio, rate)
+
+
+def say(engine: str, program: str, items: list[Item]) -> list[np.ndarray]:
+    """``items`` spoken by ``engine`` (festival: one process for all of them)."""
+    if engine == "festival":
+        return festival_say(program, items)
+    one = flite_say if engine == "flite" else pico_say
+    return [one(program, item) for item in items]
+
+
 def speak(engine: str, program: str, plan: list[Item], workers: int) -> list[np.ndarray]:
     """Every item of ``plan`` spoken by ``engine`` (``workers`` processes at a time)."""
+    chunks = [plan[start : start + 100] for start in range(0, len(plan), 100)]
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        if engine == "flite":
-            return list(pool.map(lambda item: flite_say(program, item), plan))
-        chunks = [plan[start : start + 100] for start in range(0, len(plan), 100)]
-        return [audio for chunk in pool.map(lambda c: festival_say(program, c), chunks)
+        return [audio for chunk in pool.map(lambda c: say(engine, program, c), chunks)
                 for audio in chunk]  # fmt: skip
 
 

@@ -197,7 +197,7 @@ def test_leave_one_engine_out_drops_shared_speakers(tmp_path):
                 for n, (voice, speaker) in enumerate(voices)
             ]
         (tmp_path / "engines" / engine / "clips.csv").write_text("\n".join(lines) + "\n")
-    counts = loeo.build(tmp_path)
+    counts = loeo.build(tmp_path, ("espeak-ng", "flite", "festival"))
     assert counts["train_all"] == 1 + 3 + 2
     # Leaving festival out drops its clips and flite's kal and slt (festival's speakers).
     kept = (tmp_path / "loeo_festival.csv").read_text()
@@ -211,6 +211,20 @@ def test_leave_one_engine_out_drops_shared_speakers(tmp_path):
     ]
 
 
+def test_non_free_sources_leave_the_system_lists_alone(engines, tmp_path):
+    options = engines.non_free_sources(tmp_path)
+    line = (tmp_path / "sources.list").read_text().split()
+    assert line[:2] == ["deb", "http://deb.debian.org/debian"] and line[-2:] == ["main", "non-free"]
+    settings = dict(option.split("=", 1) for option in options[1::2])
+    assert options[::2] == ["-o"] * 3
+    assert settings == {
+        "Dir::Etc::sourcelist": str(tmp_path / "sources.list"),
+        "Dir::Etc::sourceparts": "-",
+        "Dir::State::Lists": str(tmp_path / "lists"),
+    }
+    assert (tmp_path / "lists" / "partial").is_dir()
+
+
 def _voices_installed() -> bool:
     engines = load_script("kws_engines")
     return shutil.which("dpkg-query") is not None and all(
@@ -221,17 +235,14 @@ def _voices_installed() -> bool:
 
 
 @pytest.mark.skipif(
-    not _voices_installed(), reason="flite, festival and their voices are not installed"
+    not _voices_installed(), reason="flite, festival, Pico and their voices are not installed"
 )
 def test_every_engine_voice_speaks(engines):
     for engine, voices in engines.VOICES.items():
         program = shutil.which(engines.ENGINE_PROGRAMS[engine])
         items = [engines.Item("left", voice, "left", 1.0, 120 if voice.f0 else None)
                  for voice in voices]  # fmt: skip
-        if engine == "flite":
-            spoken = [engines.flite_say(program, item) for item in items]
-        else:
-            spoken = engines.festival_say(program, items)
+        spoken = engines.say(engine, program, items)
         for item, audio in zip(items, spoken, strict=True):
             assert 0.15 <= audio.size / 16000 <= 1.5, (engine, item.voice.name)
             assert np.abs(audio).max() > 0.01
