@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Reproduce the bundled keyword-spotting model (``ast_jax/models/kws12``) from nothing.
 
-1. Synthesise the data of three speech engines (Debian packages, installed with apt-get when
+1. Synthesise the data of four speech engines (Debian packages, installed with apt-get when
    missing and running as root): espeak-ng (`make_kws_dataset.py`, 2,200 training clips per class:
    1,400 by espeak-ng's own voice variants, 800 by random ones; a test split of 20 held-out voice
-   variants), flite (`kws_engines.py`, its 5 voices, 800 training clips per class) and festival (its
-   3 English voices and 9 voices of other languages saying respelled words, 1,400 per class); 150
-   test clips per class each, English voices only. Half the training clips carry recording
-   conditions (`kws_conditions.py`: speed perturbation, simulated rooms, telephone and microphone
-   band limits, levels, babble, hum and coloured noise); test clips only noise. Skipped where
-   ``DATA`` already holds them.
+   variants), flite (`kws_engines.py`, its 5 voices, 800 training clips per class), festival (its
+   3 English voices and 9 voices of other languages saying respelled words, 1,400 per class) and
+   SVOX Pico (2 English voices, 3 of other languages, 800 per class); 150 test clips per class
+   each, English voices only. Half the training clips carry recording conditions
+   (`kws_conditions.py`: speed perturbation, simulated rooms, telephone and microphone band
+   limits, levels, babble, hum and coloured noise); test clips only noise. Skipped where ``DATA``
+   already holds them.
 2. Write the manifests (`kws_loeo.py`): all training clips, each engine's test split and the
    leave-one-engine-out (LOEO) training sets (shared speakers dropped with their engine).
 3. Compute and cache the log-mel features (timed apart from training).
@@ -24,7 +25,7 @@
    `kws_card_tables.py` renders them) and write example clips of held-out voices to
    ``examples/audio``.
 
-    .venv/bin/python scripts/train_kws.py --loeo   # the LOEO table (39 min on 2 cores)
+    .venv/bin/python scripts/train_kws.py --loeo   # the LOEO table (about 50 min on 2 cores)
     .venv/bin/python scripts/train_kws.py          # the shipped model (about 40 min of training)
 
 Defaults: data in ``data/kws``, runs in ``runs/kws12``.
@@ -56,10 +57,11 @@ CONFIG = ROOT / "scripts" / "kws12_config.json"
 TRAIN_PER_CLASS = 800  # espeak-ng clips per class of the training split
 EXTRA_TRAIN_PER_CLASS = 600  # more espeak-ng clips per class, drawn after the test split
 RANDOM_PER_CLASS = 800  # and espeak-ng clips per class by random voice variants (2,200 in all)
-# Training clips per class of the other engines: festival's 12 voices get more than flite's 5.
-ENGINE_TRAIN_PER_CLASS = {"flite": 800, "festival": 1400}
+# Training clips per class of the other engines: festival's 12 voices get more than the 5 of
+# flite and of Pico.
+ENGINE_TRAIN_PER_CLASS = {"flite": 800, "festival": 1400, "pico": 800}
 ENGINE_TEST_PER_CLASS = 150  # and test clips per class (as espeak-ng's test split)
-FINAL_EPOCHS = 12  # 12 epochs of 52,800 clips: 633,600 clip updates
+FINAL_EPOCHS = 10  # 10 epochs of 62,400 clips: 624,000 clip updates
 LOEO_CLIP_UPDATES = 192_000  # the reduced LOEO recipe: epochs = this / training clips
 LAST_LR_FACTOR = 0.056  # the last epoch's learning rate over the peak
 # The held-out clip (the first test clip of its word, chosen in advance) of each example file.

@@ -1,9 +1,9 @@
 """Models that ship inside the package, usable offline.
 
 ``kws12``: a small AST (hidden 192, 4 layers, 1.25 M params) trained from scratch by
-``scripts/train_kws.py`` on speech synthesised by three engines (espeak-ng, flite, festival): the
-twelve Speech Commands V2-12 classes (yes, no, up, down, left, right, on, off, stop, go,
-``_silence_``, ``_unknown_``) in 1-s clips at 16 kHz. ``ast_jax/models/kws12/MODEL_CARD.md`` has
+``scripts/train_kws.py`` on speech synthesised by four engines (espeak-ng, flite, festival,
+Pico): the twelve Speech Commands V2-12 classes (yes, no, up, down, left, right, on, off, stop,
+go, ``_silence_``, ``_unknown_``) in 1-s clips at 16 kHz. ``ast_jax/models/kws12/MODEL_CARD.md`` has
 the data, recipe, accuracy per engine and with a whole engine left out, and the command that
 reproduces it.
 """
