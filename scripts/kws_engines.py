@@ -87,9 +87,9 @@ class Voice:
 
 # flite 2.2's built-in voices (``flite -lv``; awb_time is a timing-only test voice, left out).
 # festival 2.5: every voice of its Debian packages in a Latin alphabet (the Russian and Indian ones
-# read other scripts). Male F0 80-170 Hz, female 140-260 Hz. Pico 1.0: its six voices, all women,
-# but French (ASCII respellings read poorly in French spelling); a pitch level of 70-140% spans
-# about 140-280 Hz.
+# read other scripts). Male F0 80-170 Hz, female 140-260 Hz. Pico 1.0: five of its six voices, all
+# women (French is left out: ASCII respellings read poorly in French spelling); a pitch level of
+# 70-140% spans about 140-280 Hz.
 VOICES = {
     "flite": (
         Voice("kal", "kal", (80, 170)),  # 8 kHz diphone
@@ -181,7 +181,8 @@ class Item:
 
 def ensure_engine(engine: str) -> str:
     """Path of ``engine``'s program, installing its Debian packages (voices included) with apt-get
-    when the program or a voice package is missing and running as root."""
+    when the program or a voice package is missing and running as root (Pico's from Debian's
+    non-free component, `non_free_sources`)."""
     packages = ENGINE_PACKAGES[engine]
     missing = [package for package in packages if not package_installed(package)]
     path = shutil.which(ENGINE_PROGRAMS[engine])
