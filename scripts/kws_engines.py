@@ -21,8 +21,9 @@ are the same diphone database (CMU's Kal), flite's ``slt`` (clustergen) and fest
 `VOICES` records each voice's speaker so that leave-one-engine-out splits can drop them.
 
 Output: ``OUT/<engine>/{train,test}/<label>/<n>.wav``, ``OUT/<engine>/clips.csv`` (one row per
-clip: path relative to ``OUT``'s parent, split, label, engine, voice, speaker, text, stretch, F0)
-and ``OUT/<engine>/stats.json``. Deterministic for a given seed and engine version.
+clip: path relative to ``OUT``'s parent, split, label, engine, voice, speaker, text, stretch, F0:
+in Hz, or for Pico its pitch level in percent) and ``OUT/<engine>/stats.json``. Deterministic for
+a given seed and engine version.
 
     python scripts/kws_engines.py data/kws/engines
 """
