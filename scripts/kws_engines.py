@@ -182,25 +182,29 @@ class Item:
 
 def ensure_engine(engine: str) -> str:
     """Path of ``engine``'s program, installing its Debian packages (voices included) with apt-get
-    when the program or a voice package is missing and running as root (Pico's from Debian's
-    non-free component, `non_free_sources`)."""
-    packages = ENGINE_PACKAGES[engine]
-    missing = [package for package in packages if not package_installed(package)]
+    when the program or a voice package is missing (`ensure_packages`)."""
+    ensure_packages(ENGINE_PACKAGES[engine], non_free=engine in NON_FREE)
     path = shutil.which(ENGINE_PROGRAMS[engine])
-    if (path is None or missing) and os.name == "posix" and os.geteuid() == 0:
-        print(f"{engine}: installing {' '.join(missing)} with apt-get", file=sys.stderr)
+    if path is None:
+        raise SystemExit(f"{engine}: {ENGINE_PROGRAMS[engine]} is not on PATH")
+    return path
+
+
+def ensure_packages(packages: tuple[str, ...], non_free: bool = False) -> None:
+    """Install the Debian ``packages`` that are missing with apt-get when running as root (from
+    Debian's non-free component too if ``non_free``: `non_free_sources`); exit naming them if
+    they stay missing."""
+    missing = [package for package in packages if not package_installed(package)]
+    if missing and os.name == "posix" and os.geteuid() == 0:
+        print(f"installing {' '.join(missing)} with apt-get", file=sys.stderr)
         with tempfile.TemporaryDirectory() as folder:
-            sources = non_free_sources(Path(folder)) if engine in NON_FREE else []
+            sources = non_free_sources(Path(folder)) if non_free else []
             subprocess.run(["apt-get", "update", "-qq", *sources], check=True)
             subprocess.run(["apt-get", "install", "-y", "-qq", *sources, *missing], check=True)
-        path = shutil.which(ENGINE_PROGRAMS[engine])
         missing = [package for package in packages if not package_installed(package)]
-    if path is None or missing:
-        component = " (Debian non-free)" if engine in NON_FREE else ""
-        raise SystemExit(
-            f"{engine} is required: sudo apt-get install {' '.join(packages)}{component}"
-        )
-    return path
+    if missing:
+        component = " (Debian non-free)" if non_free else ""
+        raise SystemExit(f"required: sudo apt-get install {' '.join(missing)}{component}")
 
 
 def non_free_sources(folder: Path) -> list[str]:

@@ -282,3 +282,22 @@ def test_engine_data_is_ready_only_with_the_recipe_counts_and_voices(tmp_path, e
     stats["voices"] = stats["voices"][:-1]  # data of an older voice list
     (folder / "stats.json").write_text(json.dumps(stats))
     assert not train.engine_ready(tmp_path, "flite")
+
+
+def test_real_voice_words_are_cut_at_the_longest_pause():
+    real = load_script("kws_real_voices")
+    rate = 16000
+    t = np.arange(rate) / rate
+    tone = lambda start, stop: np.where((t >= start) & (t < stop), np.sin(2e3 * t), 0.0)
+    # Two words (the first with a 50-ms dip inside it, shorter than a pause) 200 ms apart.
+    audio = (tone(0.10, 0.30) + tone(0.35, 0.45) + 0.5 * tone(0.65, 0.90)).astype(np.float32)
+    audio += 1e-4 * np.random.default_rng(0).standard_normal(rate).astype(np.float32)
+    assert real.loud_runs(audio) == [(1600, 7200), (10400, 14400)]
+    first, second = real.words(audio, 2)
+    with pytest.raises(ValueError, match="3 words asked for, 2 found"):
+        real.words(audio, 3)
+    assert (len(first), len(second)) == (7200 - 1600, 14400 - 10400)
+    clip = real.centred(second)
+    assert clip.shape == (rate,) and clip.dtype == np.float32
+    np.testing.assert_array_equal(clip[6000:10000], second)  # (16000 - 4000) // 2 = 6000
+    assert not clip[:6000].any() and not clip[10000:].any()
