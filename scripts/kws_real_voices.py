@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     kws_engines.ensure_packages(PACKAGES)
     manifest, too_long = write_clips(args.out)
-    scores, targets, labels = kws_evaluate.scores_of(args.model, manifest)
+    scores, targets, labels, _ = kws_evaluate.scores_of(args.model, manifest)
     paths = [row["path"] for row in csv.DictReader(manifest.open())]
     predictions = [labels[i] for i in scores.argmax(1)]
     truth = [labels[i] for i in targets.argmax(1)]

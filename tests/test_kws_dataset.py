@@ -301,3 +301,23 @@ def test_real_voice_words_are_cut_at_the_longest_pause():
     assert clip.shape == (rate,) and clip.dtype == np.float32
     np.testing.assert_array_equal(clip[6000:10000], second)  # (16000 - 4000) // 2 = 6000
     assert not clip[:6000].any() and not clip[10000:].any()
+
+
+def test_evaluation_finds_each_engine_clips_voice(tmp_path):
+    evaluate = load_script("kws_evaluate")
+    engine = tmp_path / "engines" / "flite"
+    engine.mkdir(parents=True)
+    (engine / "clips.csv").write_text(
+        "path,split,label,engine,voice,speaker,text,stretch,f0\n"
+        "engines/flite/test/yes/00000.wav,test,yes,flite,slt,slt,yes,1.0,176\n"
+        "engines/flite/test/no/00000.wav,test,no,flite,kal,kal,no,1.0,81\n"
+    )
+    clips = [engine / "test" / "no" / "00000.wav", engine / "test" / "yes" / "00000.wav"]
+    assert evaluate.voices_of(clips) == ["kal", "slt"]
+    assert evaluate.voices_of([*clips, tmp_path / "test" / "yes" / "00000.wav"]) is None
+    labels = list(evaluate.kws.LABELS)  # yes, no, ..., _silence_, _unknown_
+    targets = np.eye(12)[[0, 0, 1, 1, 11]]
+    scores = np.eye(12)[[0, 1, 1, 1, 0]]  # one `yes` by kal missed; `_unknown_` is no command
+    summary = evaluate.summarise(scores, targets, labels, ["slt", "kal", "kal", "slt", "kal"])
+    assert summary["per_voice_command_words"] == {"kal": 0.5, "slt": 1.0}
+    assert "per_voice_command_words" not in evaluate.summarise(scores, targets, labels)
