@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Markdown tables of the bundled kws12's ``training.json`` (`train_kws.py`): the
-leave-one-engine-out table, the shipped model per engine and per class, and the training curve.
+leave-one-engine-out table with each fold's voices, the shipped model per engine and per class,
+the training curve and the recorded words (``real_voices.json``, `kws_real_voices.py`).
 
     .venv/bin/python scripts/kws_card_tables.py ast_jax/models/kws12/training.json
 """
@@ -37,6 +38,29 @@ def loeo_table(loeo: dict) -> str:
             f"{percent(test['accuracy'])} | `{weakest}` {percent(words[weakest])} |"
         )
     return "\n".join(lines)
+
+
+def loeo_voices(loeo: dict) -> str:
+    """Each fold's command-word accuracy per voice of the left-out engine (where known)."""
+    return "\n".join(
+        f"- {engine} left out: "
+        + ", ".join(f"`{voice}` {percent(value)}" for voice, value in voices.items())
+        for engine, run in loeo.items()
+        if (voices := run["test"].get("per_voice_command_words"))
+    )
+
+
+def real_voices(real: dict) -> str:
+    """The recorded words: command words recognised, other words called ``_unknown_`` or not."""
+    commands, unknown = real["command_words"], real["unknown_words"]
+    called = sorted(
+        ((n, label) for label, n in unknown["called"].items() if label != kws.UNKNOWN), reverse=True
+    )
+    return (
+        f"- command words: {commands['correct']} of {commands['clips']} recognised\n"
+        f"- other words: {unknown['called_unknown']} of {unknown['clips']} called `_unknown_`; "
+        + ", ".join(f"`{label}` {n}" for n, label in called)
+    )
 
 
 def class_table(tests: dict) -> str:
@@ -90,9 +114,13 @@ def main(argv: list[str] | None = None) -> None:
     loeo = args.training.with_name("loeo.json")
     if loeo.exists():
         print(loeo_table(json.loads(loeo.read_text())), end="\n\n")
+        print(loeo_voices(json.loads(loeo.read_text())), end="\n\n")
     print(class_table(training["test"]), end="\n\n")
     print(errors(training["test"]), end="\n\n")
     print(history_table(training["history"]))
+    real = args.training.with_name("real_voices.json")
+    if real.exists():
+        print("", real_voices(json.loads(real.read_text())), sep="\n")
 
 
 if __name__ == "__main__":

@@ -139,7 +139,6 @@ def main(argv: list[str] | None = None) -> None:
     commands = [p == t for p, t in zip(predictions, truth, strict=True) if t in kws.CORE_WORDS]
     unknown = [p for p, t in zip(predictions, truth, strict=True) if t == kws.UNKNOWN]
     result = {
-        "model": str(args.model),
         "command_words": {"clips": len(commands), "correct": int(sum(commands))},
         "unknown_words": {
             "clips": len(unknown),

@@ -22,8 +22,9 @@
    (``FINAL_EPOCHS``; the shipped model is the weight average of the last epochs, fixed in
    advance: nothing is picked by a test split), evaluate it once on each engine's test split,
    copy it into the package with ``training.json`` (the numbers the model card shows;
-   `kws_card_tables.py` renders them) and write example clips of held-out voices to
-   ``examples/audio``.
+   `kws_card_tables.py` renders them), write example clips of held-out voices to
+   ``examples/audio`` and classify the recorded words Debian ships (`kws_real_voices.py`:
+   ``real_voices.json`` in the package).
 
     .venv/bin/python scripts/train_kws.py --loeo   # the LOEO table (about 50 min on 2 cores)
     .venv/bin/python scripts/train_kws.py          # the shipped model (about 40 min of training)
@@ -256,6 +257,9 @@ def main(argv: list[str] | None = None) -> None:
         "recipe": flags,
     }
     ship(stage, args.data, args.out, training)
+    run(sys.executable, ROOT / "scripts" / "kws_real_voices.py", args.data / "real",
+        "--model", PACKAGE_MODEL)  # fmt: skip
+    shutil.copy(args.data / "real" / "real.json", PACKAGE_MODEL / "real_voices.json")
     print(json.dumps({"train_seconds": train_seconds, "test": training["test"]}, indent=2))
 
 
