@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-import soxr
 
 from ast_jax import bundled_model_path
+from ast_jax.frontend.audio import load_audio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kws_engines
@@ -84,23 +84,17 @@ def centred(word: np.ndarray) -> np.ndarray:
     return clip
 
 
-def read_16k(path: Path) -> np.ndarray:
-    """A recording as mono float32 at 16 kHz."""
-    audio, rate = soundfile.read(path, dtype="float32")
-    audio = audio.mean(axis=1) if audio.ndim > 1 else audio
-    return soxr.resample(audio, rate, kws.SAMPLING_RATE)
-
-
 def recorded_words() -> list[tuple[str, str, np.ndarray]]:
     """``(name, label, 16-kHz word)`` of every recorded word, alsa's first."""
     out = []
     for path in sorted(ALSA.glob("*_*.wav")):  # Front_Left.wav: "front", "left"
         spoken_words = path.stem.lower().split("_")
-        for spoken, word in zip(spoken_words, words(read_16k(path), 2), strict=True):
+        said = words(load_audio(path, kws.SAMPLING_RATE), 2)
+        for spoken, word in zip(spoken_words, said, strict=True):
             label = spoken if spoken in kws.CORE_WORDS else kws.UNKNOWN
             out.append((f"alsa_{path.stem}_{spoken}", label, word))
     for path in sorted(KTUBERLING.glob("*.ogg")):
-        audio = read_16k(path)
+        audio = load_audio(path, kws.SAMPLING_RATE)
         runs = loud_runs(audio)
         out.append((f"ktuberling_{path.stem}", kws.UNKNOWN, audio[runs[0][0] : runs[-1][1]]))
     return out
